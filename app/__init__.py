@@ -1,0 +1,1 @@
+"""pactwatch's HTTP API, dashboard, CLI and workers."""

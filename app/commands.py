@@ -1,0 +1,85 @@
+"""The write path: one use case, its hash-chain row and its hooks in one transaction."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy.exc
+from eventsourcing.persistence import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.body import validate
+from app.schemas import BODIES, split
+from domain.agreement import event_meta
+from domain.application import Pactwatch
+from domain.errors import AlreadyExists
+from projections import ledger
+
+CONFLICT_RETRIES = 50
+Hook = Callable[[Session, dict[str, Any]], None]
+
+
+class Writer:
+    """Records one event per call; retries internally when another writer won the race."""
+
+    def __init__(self, app: Pactwatch, after_commit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.app = app
+        self.datastore = app.factory.datastore
+        self.after_commit = after_commit
+
+    def conclude(self, raw: bytes, recorded_by: str, hook: Hook | None = None) -> dict[str, Any]:
+        body = _body("agreement", raw)
+
+        def attempt(meta: dict[str, Any]) -> list[Any]:
+            return self.app.conclude_agreement(body, meta)
+
+        try:
+            return self._run(attempt, recorded_by, hook, retries=0)
+        except (IntegrityError, sqlalchemy.exc.IntegrityError) as exc:
+            data, _ = body()
+            raise AlreadyExists(f"agreement {data['id']!r} already exists", "/id") from exc
+
+    def record(self, agreement_id: str, kind: str, raw: bytes, recorded_by: str, *,
+               expected_version: int | None = None, accusation_id: str | None = None,
+               commitment_id: str | None = None, hook: Hook | None = None) -> dict[str, Any]:
+        body = _body(kind, raw, accusation_id=accusation_id, commitment_id=commitment_id)
+
+        def attempt(meta: dict[str, Any]) -> list[Any]:
+            return self.app.record(agreement_id, kind, body, meta, expected_version=expected_version,
+                                   accusation_id=accusation_id, commitment_id=commitment_id)
+
+        return self._run(attempt, recorded_by, hook, retries=CONFLICT_RETRIES)
+
+    def _run(self, attempt: Callable[[dict[str, Any]], list[Any]], recorded_by: str, hook: Hook | None,
+             retries: int) -> dict[str, Any]:
+        for n in range(retries + 1):
+            meta = event_meta(str(uuid.uuid4()), recorded_by, datetime.now(timezone.utc))
+            try:
+                with self.datastore.transaction(commit=True) as session:
+                    envelope = ledger.append(session, attempt(meta))[0]
+                    if hook is not None:
+                        hook(session, envelope)
+            except (IntegrityError, sqlalchemy.exc.IntegrityError):
+                if n == retries:
+                    raise
+                continue
+            if self.after_commit is not None:
+                self.after_commit(envelope)
+            return envelope
+        raise AssertionError("unreachable")
+
+
+def _body(kind: str, raw: bytes, **path_ids: str | None) -> Callable[[], tuple[dict[str, Any], dict[str, Any]]]:
+    """Validation deferred until the use case has made its 404 and 412 checks."""
+    cache: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def parse() -> tuple[dict[str, Any], dict[str, Any]]:
+        if not cache:
+            data, source = split(validate(BODIES[kind], raw))
+            data.update({k: v for k, v in path_ids.items() if v is not None})
+            cache.append((data, source))
+        return cache[0][0], cache[0][1]
+
+    return parse

@@ -1,0 +1,75 @@
+"""The FastAPI application factory and its lifespan."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app import problems
+from app.migrate import upgrade
+from app.routes import agreements, log
+from app.runtime import Runtime, build
+from app.schemas import BODIES
+from app.settings import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, workers: bool = True,
+               migrate: bool = True) -> FastAPI:
+    """Build the app; the runtime is made in the lifespan unless one is given."""
+    settings = settings or (runtime.settings if runtime else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        if owned and migrate:
+            upgrade(settings.database_url)
+        rt = runtime or build(settings)
+        app.state.runtime = rt
+        if workers:
+            rt.start_workers()
+        try:
+            yield
+        finally:
+            if owned:
+                rt.close()
+            else:
+                rt.stop_workers()
+
+    app = FastAPI(title="pactwatch", version="0.1.0", lifespan=lifespan,
+                  description="An event-sourced record of agreements between adversaries and of each "
+                              "side's compliance.")
+    problems.install(app)
+    app.include_router(agreements.router)
+    app.include_router(log.router)
+
+    @app.middleware("http")
+    async def security_headers(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in BODIES.values():
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,56 @@
+"""Wires the parts together once per process: the bootstrap of pactwatch."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from app.commands import Writer
+from app.keys import Keys
+from app.queries import Reader
+from app.settings import Settings
+from app.workers import ProjectionWorker
+from domain.agreement import Agreement
+from domain.application import Pactwatch
+from projections.store import ReadModels
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    app: Pactwatch
+    engine: Engine
+    read_models: ReadModels
+    writer: Writer
+    reader: Reader
+    keys: Keys
+    workers: list[Any] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        worker = ProjectionWorker(self.read_models)
+        worker.start()
+        self.workers.append(worker)
+
+    def stop_workers(self) -> None:
+        for worker in reversed(self.workers):
+            worker.stop()
+        self.workers.clear()
+
+    def close(self) -> None:
+        self.stop_workers()
+        self.engine.dispose()
+
+
+def build(settings: Settings) -> Runtime:
+    """Build the application, read models and services for these settings."""
+    app_cls = type("Pactwatch", (Pactwatch,), {"snapshotting_intervals": {Agreement: settings.snapshot_interval}})
+    app = app_cls(env=settings.eventsourcing_env())
+    datastore = app.factory.datastore
+    read_models = ReadModels(datastore)
+    runtime = Runtime(settings=settings, app=app, engine=datastore.engine, read_models=read_models,
+                      writer=Writer(app), reader=Reader(datastore.engine, read_models,
+                                                       settings.read_your_writes_wait_seconds),
+                      keys=Keys(datastore.engine))
+    runtime.writer.after_commit = lambda envelope: read_models.wakeup.set()
+    return runtime

@@ -1,0 +1,1 @@
+"""The pactwatch domain: the Agreement aggregate, its events and its use cases."""

@@ -1,0 +1,1 @@
+"""Alembic migrations: every table pactwatch uses, the event store's included."""
