@@ -11,6 +11,9 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   "between adversaries and of each side's compliance.")
 keys_cli = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Manage API keys.")
 cli.add_typer(keys_cli, name="keys")
+worker_cli = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                         help="Run one worker kind as its own process (single-active on PostgreSQL).")
+cli.add_typer(worker_cli, name="worker")
 
 
 def _runtime(migrate: bool = True):  # noqa: ANN202
@@ -63,6 +66,23 @@ def demo_command() -> None:
     finally:
         runtime.close()
     typer.echo(f"demo {'loaded' if loaded else 'already present'}: {demo_mod.AGREEMENT_ID}")
+
+
+@worker_cli.command("projections")
+def worker_projections() -> None:
+    """Keep the read models caught up until interrupted."""
+    from app.workers import ProjectionWorker
+
+    runtime = _runtime()
+    worker = ProjectionWorker(runtime.read_models)
+    try:
+        worker.start()
+        worker.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        runtime.close()
 
 
 @keys_cli.command("create")

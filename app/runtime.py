@@ -1,6 +1,7 @@
 """Wires the parts together once per process: the bootstrap of pactwatch."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,12 @@ class Runtime:
     reader: Reader
     keys: Keys
     workers: list[Any] = field(default_factory=list)
+    wakeups: list[threading.Event] = field(default_factory=list)
+
+    def wake(self, envelope: dict[str, Any] | None = None) -> None:
+        """Called after each commit: wake every in-process worker at once."""
+        for event in self.wakeups:
+            event.set()
 
     def start_workers(self) -> None:
         worker = ProjectionWorker(self.read_models)
@@ -52,5 +59,6 @@ def build(settings: Settings) -> Runtime:
                       writer=Writer(app), reader=Reader(datastore.engine, read_models,
                                                        settings.read_your_writes_wait_seconds),
                       keys=Keys(datastore.engine))
-    runtime.writer.after_commit = lambda envelope: read_models.wakeup.set()
+    runtime.wakeups.append(read_models.wakeup)
+    runtime.writer.after_commit = runtime.wake
     return runtime

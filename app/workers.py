@@ -29,6 +29,11 @@ class ProjectionWorker:
         run_single_active(self.name, self.read_models.engine, self.read_models.catch_up,
                           self.read_models.wakeup, self._stop, self.poll_seconds)
 
+    def wait(self) -> None:
+        """Block until the worker thread ends (after stop(), or a signal)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+
     def stop(self) -> None:
         self._stop.set()
         self.read_models.wakeup.set()
