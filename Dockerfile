@@ -14,10 +14,11 @@ COPY domain ./domain
 COPY projections ./projections
 COPY migrations ./migrations
 RUN pip install . \
-    && useradd --system --uid 10001 --home-dir /srv/pactwatch pactwatch \
-    && mkdir /data && chown pactwatch /data
+    && groupadd --system --gid 10001 pactwatch \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv/pactwatch pactwatch \
+    && mkdir /data && chown 10001:10001 /data
 
-USER pactwatch
+USER 10001:10001
 EXPOSE 8000
 VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
