@@ -6,7 +6,7 @@ recorders run with CREATE_TABLE=no and only read and write rows.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 from sqlalchemy_utils.types.uuid import UUIDType
 
 metadata = MetaData()
@@ -108,4 +108,42 @@ idempotency_keys = Table(
     Column("body", LargeBinary(), nullable=True),
     Column("created_at", String(32), nullable=False),
     Index("idempotency_keys_created_idx", "created_at"),
+)
+
+# Webhook subscriptions: `position` is the subscription's cursor in the global
+# log (every event up to it was delivered or did not match), `attempts` the
+# failed attempts at the next matching event, `next_attempt_at` when to retry.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text(), nullable=False),
+    Column("event_types", Text(), nullable=True),
+    Column("agreement_id", String(64), nullable=True),
+    Column("description", Text(), nullable=True),
+    Column("active", Boolean(), nullable=False),
+    Column("disabled_reason", Text(), nullable=True),
+    Column("secret", String(64), nullable=False),
+    Column("previous_secret", String(64), nullable=True),
+    Column("previous_secret_until", String(32), nullable=True),
+    Column("position", BigInt, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", String(32), nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+# Every delivery attempt (pings included, with a null position), newest kept.
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", BigInt, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(36), nullable=False),
+    Column("position", BigInt, nullable=True),
+    Column("event_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("next_retry_at", String(32), nullable=True),
+    Index("webhook_deliveries_webhook_idx", "webhook_id", "id"),
 )
