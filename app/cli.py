@@ -85,6 +85,76 @@ def worker_projections() -> None:
         runtime.close()
 
 
+audit_cli = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Tamper evidence.")
+cli.add_typer(audit_cli, name="audit")
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 and print the first bad position on stderr."""
+    import json
+
+    from projections import ledger
+
+    runtime = _runtime()
+    try:
+        with runtime.engine.connect() as conn:
+            result = ledger.verify(conn)
+    finally:
+        runtime.close()
+    typer.echo(json.dumps(result))
+    if not result["ok"]:
+        typer.echo(f"first bad position: {result['first_bad_position']}", err=True)
+        raise typer.Exit(1)
+
+
+@cli.command()
+def replay() -> None:
+    """Rebuild every read model from history, compare with the live ones, switch."""
+    import json
+
+    from projections.rebuild import rebuild
+
+    runtime = _runtime()
+    try:
+        typer.echo(json.dumps(rebuild(runtime.read_models)))
+    finally:
+        runtime.close()
+
+
+@cli.command("export")
+def export_command(file: str) -> None:
+    """Write the global log as JSON Lines (one envelope per line, log order)."""
+    from app.audit import export_log
+
+    runtime = _runtime()
+    try:
+        with open(file, "w", encoding="utf-8", newline="\n") as out, runtime.engine.connect() as conn:
+            count = export_log(conn, out)
+    finally:
+        runtime.close()
+    typer.echo(f"exported {count} events to {file}")
+
+
+@cli.command("import")
+def import_command(file: str) -> None:
+    """Load an export into an empty store, hash for hash; refuse anything doubtful."""
+    from app.audit import ImportRefused, import_log
+
+    runtime = _runtime()
+    try:
+        count = import_log(runtime.app, file)
+    except ImportRefused as exc:
+        typer.echo(f"import refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except FileNotFoundError:
+        typer.echo(f"import refused: no file {file}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
+    typer.echo(f"imported {count} events from {file}")
+
+
 @keys_cli.command("create")
 def keys_create(name: str, role: str = typer.Option(..., "--role", help="reader, recorder or admin")) -> None:
     """Create a key; its token is printed alone on the last line, once."""

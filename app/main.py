@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import problems
+from app.metrics import Metrics, Observability
+from app.metrics import router as metrics_router
 from app.migrate import upgrade
-from app.routes import agreements, log
+from app.routes import agreements, audit, log
 from app.runtime import Runtime, build
 from app.schemas import BODIES
 from app.settings import Settings
@@ -35,11 +37,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             upgrade(settings.database_url)
         rt = runtime or build(settings)
         app.state.runtime = rt
+        metrics.watch_store(rt.engine, rt.read_models)
+        stop_counting = metrics.count_appends(rt.writer)
         if workers:
             rt.start_workers()
         try:
             yield
         finally:
+            stop_counting()
             if owned:
                 rt.close()
             else:
@@ -51,6 +56,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     problems.install(app)
     app.include_router(agreements.router)
     app.include_router(log.router)
+    app.include_router(audit.router)
+    app.include_router(metrics_router)
+    metrics = app.state.metrics = Metrics()
 
     @app.middleware("http")
     async def security_headers(request: Any, call_next: Any) -> Any:
@@ -58,6 +66,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    app.add_middleware(Observability, metrics=metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

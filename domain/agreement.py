@@ -50,6 +50,13 @@ class Agreement(Aggregate):
             Agreement.Event.apply(self, aggregate)
 
     class StageCompleted(Event):
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 stages had no `description`; it reads as null."""
+            state["data"].setdefault("description", None)
+
         def apply(self, aggregate: Agreement) -> None:
             aggregate.stage_ids[self.data["stage_id"]] = True
             Agreement.Event.apply(self, aggregate)

@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from projections import envelope as env_mod
-from projections.schema import audit_chain
+from projections.schema import audit_chain, events
 
 
 def head(session: Session) -> tuple[int, str]:
@@ -40,3 +41,56 @@ def append(session: Session, recordings: list[Any]) -> list[dict[str, Any]]:
         prev = envelope["hash"]
         envelopes.append(envelope)
     return envelopes
+
+
+def verify(conn: Connection, batch: int = 5000) -> dict[str, Any]:
+    """Recompute every hash from the stored events, in log order, in bounded batches.
+
+    `first_bad_position` is the smallest position whose stored event no longer
+    hashes to its chain row, whose chain row is missing, or whose `prev_hash`
+    is not its predecessor's hash.
+    """
+    checked = 0
+    prev = env_mod.ZERO_HASH
+    head_position, head_hash = 0, env_mod.ZERO_HASH
+    first_bad: int | None = None
+    after = 0
+    q = select(events.c.id, events.c.originator_version, events.c.topic, events.c.state,
+               audit_chain.c.prev_hash, audit_chain.c.hash).select_from(
+        events.outerjoin(audit_chain, audit_chain.c.position == events.c.id))
+    while True:
+        rows = conn.execute(q.where(events.c.id > after).order_by(events.c.id).limit(batch)).all()
+        for position, version, topic, state, prev_hash, stored_hash in rows:
+            checked += 1
+            if first_bad is None and not _sound(position, version, topic, state, prev_hash, stored_hash, prev):
+                first_bad = position
+            prev = stored_hash or env_mod.ZERO_HASH
+            head_position, head_hash = position, stored_hash or env_mod.ZERO_HASH
+        if len(rows) < batch:
+            break
+        after = rows[-1][0]
+    orphans = conn.execute(select(audit_chain.c.position).select_from(
+        audit_chain.outerjoin(events, events.c.id == audit_chain.c.position)).where(events.c.id.is_(None))
+        .order_by(audit_chain.c.position).limit(1)).scalar()
+    if orphans is not None and (first_bad is None or orphans < first_bad):
+        first_bad = orphans
+    return {"ok": first_bad is None, "events_checked": checked,
+            "head": {"position": head_position, "hash": head_hash}, "first_bad_position": first_bad}
+
+
+def _sound(position: int, version: int, topic: str, state: Any, prev_hash: str | None, stored_hash: str | None,
+           expected_prev: str) -> bool:
+    if stored_hash is None or prev_hash != expected_prev:
+        return False
+    try:
+        envelope = env_mod.build(position, version, topic, bytes(state), prev_hash=prev_hash)
+        return env_mod.compute_hash(envelope) == stored_hash
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError):
+        return False
+
+
+def current_head(conn: Connection) -> dict[str, Any]:
+    """`{position, hash}` of the newest event; zeros for an empty store."""
+    row = conn.execute(select(audit_chain.c.position, audit_chain.c.hash)
+                       .order_by(audit_chain.c.position.desc()).limit(1)).first()
+    return {"position": row[0], "hash": row[1]} if row else {"position": 0, "hash": env_mod.ZERO_HASH}

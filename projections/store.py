@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from projections import compliance, timeline
 from projections.reader import log_page
 from projections.schema import TRACKING_TABLE, rm_compliance, rm_meta, rm_timeline
+
+
+BATCH_LOCK = zlib.crc32(b"pactwatch:read-model-batch") & 0x7FFFFFFF
 
 
 def dumps(value: Any) -> str:
@@ -45,6 +50,46 @@ def timeline_row(generation: int, env: dict[str, Any]) -> dict[str, Any]:
         "event_id": env["id"], "event_type": env["type"], "summary": timeline.summary(env),
         "envelope": dumps(stored), "retracted_by_version": None, "retracted_by_recorded_at": None,
     }
+
+
+def lock_batches(conn: Connection) -> None:
+    """Serialise batch transactions across processes (PostgreSQL); SQLite has one writer anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": BATCH_LOCK})
+
+
+def apply_batch(conn: Connection, gen: int, envelopes: list[dict[str, Any]],
+                state_of: Callable[[str], dict[str, Any]]) -> dict[str, int]:
+    """Fold envelopes into their agreements' states and write their timeline rows.
+
+    Returns the positions of the AgreementConcluded events met, by agreement.
+    """
+    created: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for env in envelopes:
+        aid = env["agreement_id"]
+        if env["type"] == "AgreementConcluded":
+            created[aid] = env["position"]
+        compliance.apply(state_of(aid), env)
+        rows.append(timeline_row(gen, env))
+        if env["type"] == "RecordCorrected":
+            conn.execute(insert(rm_timeline), rows)
+            rows = []
+            conn.execute(update(rm_timeline).where(
+                rm_timeline.c.generation == gen, rm_timeline.c.event_id == env["data"]["event_id"],
+            ).values(retracted_by_version=env["version"], retracted_by_recorded_at=env["recorded_at"]))
+    if rows:
+        conn.execute(insert(rm_timeline), rows)
+    return created
+
+
+def save_state(conn: Connection, gen: int, aid: str, state: dict[str, Any], created_position: int | None) -> None:
+    values = {"version": state["version"], "state": dumps(state)}
+    done = conn.execute(update(rm_compliance).where(
+        rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid).values(**values))
+    if done.rowcount == 0:
+        conn.execute(insert(rm_compliance).values(
+            generation=gen, agreement_id=aid, created_position=created_position or 0, **values))
 
 
 class ReadModels:
@@ -81,38 +126,28 @@ class ReadModels:
             if n < batch:
                 return total
 
-    def _run_batch(self, limit: int, generation: int | None) -> int:
-        with self.datastore.transaction(commit=True) as session:
-            conn = session.connection()
-            gen = generation if generation is not None else active_generation(conn)
-            after = self.position(gen)
-            envelopes = log_page(conn, after, limit)
-            if not envelopes:
-                return 0
-            states: dict[str, dict[str, Any]] = {}
-            created: dict[str, int] = {}
-            rows = []
-            for env in envelopes:
-                aid = env["agreement_id"]
-                state = states.get(aid)
-                if state is None:
-                    state = states[aid] = self._load_state(conn, gen, aid)
-                if env["type"] == "AgreementConcluded":
-                    created[aid] = env["position"]
-                compliance.apply(state, env)
-                rows.append(timeline_row(gen, env))
-                if env["type"] == "RecordCorrected":
-                    if rows:
-                        conn.execute(insert(rm_timeline), rows)
-                        rows = []
-                    conn.execute(update(rm_timeline).where(
-                        rm_timeline.c.generation == gen, rm_timeline.c.event_id == env["data"]["event_id"],
-                    ).values(retracted_by_version=env["version"], retracted_by_recorded_at=env["recorded_at"]))
-            if rows:
-                conn.execute(insert(rm_timeline), rows)
-            for aid, state in states.items():
-                self._save_state(conn, gen, aid, state, created.get(aid))
-            self.tracking._insert_tracking(session, Tracking(tracking_name(gen), envelopes[-1]["position"]))
+    def _run_batch(self, limit: int, generation: int | None, session: Any = None) -> int:
+        if session is None:
+            with self.datastore.transaction(commit=True) as session:
+                return self._run_batch(limit, generation, session)
+        conn = session.connection()
+        lock_batches(conn)
+        gen = generation if generation is not None else active_generation(conn)
+        after = self.position(gen)
+        envelopes = log_page(conn, after, limit)
+        if not envelopes:
+            return 0
+        states: dict[str, dict[str, Any]] = {}
+
+        def state_of(aid: str) -> dict[str, Any]:
+            if aid not in states:
+                states[aid] = self._load_state(conn, gen, aid)
+            return states[aid]
+
+        created = apply_batch(conn, gen, envelopes, state_of)
+        for aid, state in states.items():
+            save_state(conn, gen, aid, state, created.get(aid))
+        self.tracking._insert_tracking(session, Tracking(tracking_name(gen), envelopes[-1]["position"]))
         for aid, state in states.items():
             self._remember(gen, aid, state)
         return len(envelopes)
@@ -128,15 +163,6 @@ class ReadModels:
         text = conn.execute(select(rm_compliance.c.state).where(
             rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid)).scalar()
         return json.loads(text)
-
-    def _save_state(self, conn: Connection, gen: int, aid: str, state: dict[str, Any],
-                    created_position: int | None) -> None:
-        values = {"version": state["version"], "state": dumps(state)}
-        done = conn.execute(update(rm_compliance).where(
-            rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid).values(**values))
-        if done.rowcount == 0:
-            conn.execute(insert(rm_compliance).values(
-                generation=gen, agreement_id=aid, created_position=created_position or 0, **values))
 
     def _remember(self, gen: int, aid: str, state: dict[str, Any]) -> None:
         self._cache[(gen, aid)] = state
