@@ -26,6 +26,12 @@ def _runtime(migrate: bool = True):  # noqa: ANN202
     return build(settings)
 
 
+def _configure_logs() -> None:
+    from app.logs import configure
+
+    configure(json_lines=Settings().log_json)
+
+
 @cli.command()
 def migrate() -> None:
     """Create or upgrade every table."""
@@ -44,12 +50,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, demo: bool = typer.Option(F
     from app import demo as demo_mod
     from app.main import create_app
 
+    _configure_logs()
     runtime = _runtime()
     if demo:
         demo_mod.load(runtime)
     app = create_app(runtime=runtime, workers=not no_workers)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, log_config=None)
     finally:
         runtime.close()
 
@@ -71,17 +78,13 @@ def demo_command() -> None:
 @worker_cli.command("projections")
 def worker_projections() -> None:
     """Keep the read models caught up until interrupted."""
-    from app.workers import ProjectionWorker
+    from app.workers import ProjectionWorker, run_until_signalled
 
+    _configure_logs()
     runtime = _runtime()
-    worker = ProjectionWorker(runtime.read_models)
     try:
-        worker.start()
-        worker.wait()
-    except KeyboardInterrupt:
-        pass
+        run_until_signalled(ProjectionWorker(runtime.read_models))
     finally:
-        worker.stop()
         runtime.close()
 
 

@@ -6,6 +6,7 @@ leader and is woken by the write path directly.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 import zlib
@@ -22,6 +23,21 @@ log = logging.getLogger("pactwatch.leader")
 def lock_key(name: str) -> int:
     """A stable 31-bit advisory-lock key for a worker kind."""
     return zlib.crc32(f"pactwatch:{name}".encode()) & 0x7FFFFFFF
+
+
+def holder_name(name: str) -> str:
+    """How the session holding the lock of a worker kind names itself: `pactwatch:<kind>:<pid>`."""
+    return f"pactwatch:{name}:{os.getpid()}"
+
+
+def holder(engine: Engine, name: str) -> str | None:
+    """The application name of the session that holds the lock of a worker kind (PostgreSQL), or None."""
+    query = text("""
+        SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :k AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())""")
+    with engine.connect() as conn:
+        return conn.execute(query, {"k": lock_key(name)}).scalar()
 
 
 class Leadership:
@@ -45,7 +61,11 @@ class Leadership:
         got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
         if not got:
             self.release()
-        return got
+            return False
+        # Names the lock's session, so that operators (and holder()) can see which process leads.
+        self._conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                           {"n": holder_name(self.name)})
+        return True
 
     def still_held(self) -> bool:
         """False when the lock's session is gone (then another instance may lead)."""
