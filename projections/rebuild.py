@@ -120,10 +120,10 @@ def generations_identical(conn: Connection, a: int, b: int) -> bool:
                 t.summary, t.envelope, t.retracted_by_version, t.retracted_by_recorded_at).order_by(t.position),
          t.generation),
     ]
-    streaming = conn.execution_options(stream_results=True, yield_per=2000)
+    streaming = {"stream_results": True, "yield_per": 2000}
     for query, column in pairs:
-        left = streaming.execute(query.where(column == a))
-        right = streaming.execute(query.where(column == b))
+        left = conn.execute(query.where(column == a), execution_options=streaming)
+        right = conn.execute(query.where(column == b), execution_options=streaming)
         try:
             for x, y in zip_longest(left, right):
                 if x is None or y is None or tuple(x) != tuple(y):
