@@ -1,7 +1,9 @@
 """The write path: one use case, its hash-chain row and its hooks in one transaction."""
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -11,10 +13,12 @@ from eventsourcing.persistence import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.body import validate
+from app.problems import Problem
 from app.schemas import BODIES, split
 from domain.agreement import event_meta
 from domain.application import Pactwatch
-from domain.errors import AlreadyExists
+from domain.errors import AlreadyExists, DomainError
+from domain.values import agreement_uuid
 from projections import ledger
 
 CONFLICT_RETRIES = 50
@@ -28,6 +32,7 @@ class Writer:
         self.app = app
         self.datastore = app.factory.datastore
         self.after_commit = after_commit
+        self._agreement_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def conclude(self, raw: bytes, recorded_by: str, hook: Hook | None = None) -> dict[str, Any]:
         body = _body("agreement", raw)
@@ -50,10 +55,14 @@ class Writer:
             return self.app.record(agreement_id, kind, body, meta, expected_version=expected_version,
                                    accusation_id=accusation_id, commitment_id=commitment_id)
 
-        return self._run(attempt, recorded_by, hook, retries=CONFLICT_RETRIES)
+        # The aggregate cache hands out the cached object itself (no deep copy, which
+        # costs O(events) per write): one writer per agreement in this process, and
+        # the cached object is evicted whenever a write does not commit.
+        with self._agreement_locks[agreement_id]:
+            return self._run(attempt, recorded_by, hook, retries=CONFLICT_RETRIES, agreement_id=agreement_id)
 
     def _run(self, attempt: Callable[[dict[str, Any]], list[Any]], recorded_by: str, hook: Hook | None,
-             retries: int) -> dict[str, Any]:
+             retries: int, agreement_id: str | None = None) -> dict[str, Any]:
         for n in range(retries + 1):
             meta = event_meta(str(uuid.uuid4()), recorded_by, datetime.now(timezone.utc))
             try:
@@ -61,14 +70,26 @@ class Writer:
                     envelope = ledger.append(session, attempt(meta))[0]
                     if hook is not None:
                         hook(session, envelope)
-            except (IntegrityError, sqlalchemy.exc.IntegrityError):
-                if n == retries:
+            except (DomainError, Problem):
+                raise  # refused before the aggregate changed: the cached object is intact
+            except BaseException as exc:
+                if agreement_id is not None:
+                    self._evict(agreement_id)
+                if not isinstance(exc, (IntegrityError, sqlalchemy.exc.IntegrityError)) or n == retries:
                     raise
                 continue
             if self.after_commit is not None:
                 self.after_commit(envelope)
             return envelope
         raise AssertionError("unreachable")
+
+    def _evict(self, agreement_id: str) -> None:
+        cache = self.app.repository.cache
+        if cache is not None:
+            try:
+                cache.get(agreement_uuid(agreement_id), evict=True)
+            except KeyError:
+                pass
 
 
 def _body(kind: str, raw: bytes, **path_ids: str | None) -> Callable[[], tuple[dict[str, Any], dict[str, Any]]]:

@@ -47,4 +47,5 @@ class Settings(BaseSettings):
             "CREATE_TABLE": "no",
             "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size) if self.aggregate_cache_size else "",
             "AGGREGATE_CACHE_FASTFORWARD": "y",
+            "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
         }
