@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app import problems
+from app import dashboard, problems
 from app.metrics import Metrics, Observability
 from app.metrics import router as metrics_router
 from app.migrate import upgrade
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(agreements.router)
     app.include_router(log.router)
     app.include_router(audit.router)
+    app.include_router(dashboard.router)
     app.include_router(metrics_router)
     metrics = app.state.metrics = Metrics()
 
