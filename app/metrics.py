@@ -18,15 +18,15 @@ import sqlalchemy.exc
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from app.deps import PublicRead
 from app.logs import REQUEST_ID_HEADER, accept_request_id, request_id
 from projections.reader import head_position
-from projections.schema import events
+from projections.schema import events, webhook_deliveries, webhooks
 from projections.store import ReadModels, active_generation
 
 access_log = logging.getLogger("pactwatch.access")
@@ -130,8 +130,35 @@ class StoreCollector(Collector):
         yield positions
         yield seconds
         yield applied
+        yield from webhook_figures(conn, head)
         for probe in self.probes:
             yield from probe(conn)
+
+
+def webhook_figures(conn: Connection, head: int) -> Iterator[Metric]:
+    """Per subscription: successful deliveries, failed attempts, the backlog behind its cursor, and whether active."""
+    delivered = CounterMetricFamily("pactwatch_webhook_deliveries", "Webhook attempts answered with a 2xx",
+                                    labels=["subscription"])
+    failed = CounterMetricFamily("pactwatch_webhook_failures", "Webhook attempts that failed (non-2xx, timeout, refused)",
+                                 labels=["subscription"])
+    backlog = GaugeMetricFamily("pactwatch_webhook_backlog_positions",
+                                "Log positions after the subscription's cursor (0 when it is caught up)",
+                                labels=["subscription"])
+    active = GaugeMetricFamily("pactwatch_webhook_active", "1 while the subscription is active",
+                               labels=["subscription"])
+    d = webhook_deliveries.c
+    ok = (d.status_code >= 200) & (d.status_code < 300)
+    counts = {row[0]: (row[1], row[2]) for row in conn.execute(
+        select(d.webhook_id, func.sum(case((ok, 1), else_=0)), func.sum(case((ok, 0), else_=1)))
+        .group_by(d.webhook_id))}
+    for sid, position, is_active in conn.execute(
+            select(webhooks.c.id, webhooks.c.position, webhooks.c.active).order_by(webhooks.c.created_at)):
+        good, bad = counts.get(sid, (0, 0))
+        delivered.add_metric([sid], good or 0)
+        failed.add_metric([sid], bad or 0)
+        backlog.add_metric([sid], max(0, head - position))
+        active.add_metric([sid], 1 if is_active else 0)
+    yield from (delivered, failed, backlog, active)
 
 
 def recorded_at(state: bytes | str) -> float:

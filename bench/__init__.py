@@ -1,0 +1,1 @@
+"""Benchmarks and the scaled-out topology as plain processes."""
