@@ -70,7 +70,7 @@ def worker_kinds() -> list[str]:
 def nginx_config(workdir: Path, port: int, upstreams: list[int]) -> str:
     """An nginx configuration like deploy/nginx.conf, for 127.0.0.1 and a scratch directory."""
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
-    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in upstreams)
+    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in upstreams)
     temp = "\n".join(f"  {kind}_temp_path {workdir}/nginx-{kind};"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return f"""{user}worker_processes 1;
