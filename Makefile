@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PACTWATCH_DATABASE_URL ?= sqlite:///./pactwatch.db
 export PACTWATCH_DATABASE_URL
 
-.PHONY: install run test bench lint clean
+.PHONY: install browser run test bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/pactwatch serve --demo --host $(HOST) --port $(PORT)
 
-test: install
+# The dashboard's browser tests drive Debian's chromium: install it when missing and allowed (root, apt-get).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: the browser tests will be skipped (apt-get install chromium)"; fi; }
+
+test: install browser
 	$(BIN)/pytest
 
 bench: install
