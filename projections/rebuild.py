@@ -117,7 +117,7 @@ def generations_identical(conn: Connection, a: int, b: int) -> bool:
     pairs = [
         (select(c.agreement_id, c.created_position, c.version, c.state).order_by(c.agreement_id), c.generation),
         (select(t.position, t.agreement_id, t.version, t.occurred_on, t.recorded_at, t.event_id, t.event_type,
-                t.summary, t.envelope, t.retracted_by_version, t.retracted_by_recorded_at).order_by(t.position),
+                t.summary, t.retracted_by_version, t.retracted_by_recorded_at).order_by(t.position),
          t.generation),
     ]
     streaming = {"stream_results": True, "yield_per": 2000}

@@ -77,7 +77,6 @@ rm_timeline = Table(
     Column("event_id", String(36), nullable=False),
     Column("event_type", String(40), nullable=False),
     Column("summary", Text(), nullable=False),
-    Column("envelope", Text(), nullable=False),
     Column("retracted_by_version", BigInt, nullable=True),
     Column("retracted_by_recorded_at", String(32), nullable=True),
     Index("rm_timeline_agreement_idx", "generation", "agreement_id", "occurred_on", "position"),

@@ -21,9 +21,9 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from projections import compliance, timeline
+from projections import compliance, envelope, timeline
 from projections.reader import log_page
-from projections.schema import TRACKING_TABLE, rm_compliance, rm_meta, rm_timeline
+from projections.schema import TRACKING_TABLE, audit_chain, events, rm_compliance, rm_meta, rm_timeline
 
 
 BATCH_LOCK = zlib.crc32(b"pactwatch:read-model-batch") & 0x7FFFFFFF
@@ -43,12 +43,12 @@ def active_generation(conn: Connection) -> int:
 
 
 def timeline_row(generation: int, env: dict[str, Any]) -> dict[str, Any]:
-    stored = dict(env)
+    """The timeline's row of an event; its envelope is read from the store when served."""
     return {
         "generation": generation, "position": env["position"], "agreement_id": env["agreement_id"],
         "version": env["version"], "occurred_on": env["occurred_on"], "recorded_at": env["recorded_at"],
         "event_id": env["id"], "event_type": env["type"], "summary": timeline.summary(env),
-        "envelope": dumps(stored), "retracted_by_version": None, "retracted_by_recorded_at": None,
+        "retracted_by_version": None, "retracted_by_recorded_at": None,
     }
 
 
@@ -187,8 +187,10 @@ class ReadModels:
                  version: int | None) -> list[dict[str, Any]]:
         """Timeline items as API.md defines them, served from the read model."""
         gen = active_generation(conn)
-        t = rm_timeline.c
-        q = select(t.envelope, t.summary, t.retracted_by_version, t.retracted_by_recorded_at).where(
+        t, e, h = rm_timeline.c, events.c, audit_chain.c
+        q = select(e.id, e.originator_version, e.topic, e.state, h.prev_hash, h.hash, t.summary,
+                   t.retracted_by_version, t.retracted_by_recorded_at).select_from(
+            rm_timeline.join(events, e.id == t.position).outerjoin(audit_chain, h.position == t.position)).where(
             t.generation == gen, t.agreement_id == agreement_id)
         if known_at is not None:
             q = q.where(t.recorded_at <= known_at)
@@ -197,10 +199,11 @@ class ReadModels:
         if as_of is not None:
             q = q.where((t.occurred_on <= as_of) | (t.event_type == "RecordCorrected"))
         items = []
-        for envelope, summary, by_version, by_recorded_at in conn.execute(q.order_by(t.occurred_on, t.position)):
+        for position, v, topic, state, prev_hash, hash_, summary, by_version, by_recorded_at in conn.execute(
+                q.order_by(t.occurred_on, t.position)):
             retracted = by_version is not None and (version is None or by_version <= version) and (
                 known_at is None or by_recorded_at <= known_at)
-            item = json.loads(envelope)
+            item = envelope.build(position, v, topic, state, prev_hash, hash_)
             item["summary"] = summary
             item["retracted"] = retracted
             items.append(item)

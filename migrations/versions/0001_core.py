@@ -68,7 +68,6 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(36), nullable=False),
         sa.Column("event_type", sa.String(40), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
-        sa.Column("envelope", sa.Text(), nullable=False),
         sa.Column("retracted_by_version", BigInt, nullable=True),
         sa.Column("retracted_by_recorded_at", sa.String(32), nullable=True),
     )
