@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboard.png")
     parser.add_argument("--page", default="/agreements/istanbul-2025", help="path to capture, with its query")
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--height", type=int, default=1100)
     parser.add_argument("--full-page", action="store_true", help="capture the whole page, not the first screen")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or sys.exit("chromium not found: apt-get install chromium")
@@ -60,7 +60,7 @@ def main() -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": args.width, "height": args.height},
-                                        device_scale_factor=1)
+                                        device_scale_factor=1, locale="en-GB")
                 page.goto(base + args.page, wait_until="load")
                 page.screenshot(path=str(args.out), full_page=args.full_page)
                 browser.close()
