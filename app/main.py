@@ -1,6 +1,7 @@
 """The FastAPI application factory and its lifespan."""
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,15 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+# Answers other than HTML pages load nothing and are framed nowhere.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+_TEXT = {"type": "string"}
+PROBLEM_SCHEMA = {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+    "type": _TEXT, "title": _TEXT, "status": {"type": "integer"}, "detail": _TEXT,
+    "errors": {"type": "array", "items": {"type": "object", "required": ["pointer", "detail"],
+                                          "properties": {"pointer": _TEXT, "detail": _TEXT}}}}}
+PROBLEM_RESPONSE = {"description": "RFC 9457 problem details", "content": {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, workers: bool = True,
@@ -66,6 +76,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            response.headers.setdefault("Content-Security-Policy", API_CSP)
         return response
 
     app.add_middleware(Observability, metrics=metrics)
@@ -79,6 +91,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
+        components["Problem"] = PROBLEM_SCHEMA
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                    del responses["422"]  # FastAPI's own shape; every error here is problem+json
+                responses.setdefault("4XX", PROBLEM_RESPONSE)
+        if "#/components/schemas/HTTPValidationError" not in json.dumps(schema):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
         app.openapi_schema = schema
         return schema
 

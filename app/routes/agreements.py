@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
+from app import idempotency
 from app.deps import PublicRead, RecorderDep, RuntimeDep
 from app.routes import params
 from app.body import MAX_BODY
@@ -36,26 +36,56 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)[: MAX_BODY + 1]
 
 
+_ENVELOPE_FIELDS = {"position": "integer", "id": "string", "agreement_id": "string", "type": "string",
+                    "version": "integer", "recorded_at": "string", "occurred_on": "string",
+                    "recorded_by": "string", "source": "object", "data": "object", "prev_hash": "string",
+                    "hash": "string"}
+_ENVELOPE = {"type": "object", "required": list(_ENVELOPE_FIELDS),
+             "properties": {name: {"type": kind} for name, kind in _ENVELOPE_FIELDS.items()}}
+_WRITE_HEADERS = [
+    {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": '`"<version>"` or `*`: 412 unless the agreement is at that version'},
+    {"name": "Idempotency-Key", "in": "header", "required": False,
+     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^\\x00-\\x1f\\x7f]+$"},
+     "description": "a retry with the same key and body gets the first 2xx answer again and records nothing"},
+]
+
+
 def _body_schema(kind: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{BODIES[kind].__name__}"}}}}}
+    """The OpenAPI of a POST that records one event: its body, its headers and its 201."""
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{BODIES[kind].__name__}"}}}},
+        "parameters": _WRITE_HEADERS,
+        "responses": {"201": {
+            "description": "the recorded event's envelope",
+            "headers": {"ETag": {"required": True, "schema": {"type": "string"}},
+                        "Location": {"required": True, "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": _ENVELOPE}}}},
+    }
 
 
 async def _record(runtime: RuntimeDep, request: Request, principal: Any, agreement_id: str, kind: str,
                   **path_ids: str) -> Response:
     raw = await read_body(request)
     present, expected = params.if_match(request.headers.get("if-match"))
-    envelope = await run_in_threadpool(
-        runtime.writer.record, agreement_id, kind, raw, principal.name,
-        expected_version=expected if present else None, **path_ids)
-    return created(envelope)
+
+    def write(hook: Any) -> dict[str, Any]:
+        return runtime.writer.record(agreement_id, kind, raw, principal.name,
+                                     expected_version=expected if present else None, hook=hook, **path_ids)
+
+    return await idempotency.respond(request, runtime.writer.datastore, principal.name, raw, write, created)
 
 
 @router.post("/agreements", status_code=201, openapi_extra=_body_schema("agreement"))
 async def conclude_agreement(runtime: RuntimeDep, request: Request, principal: RecorderDep) -> Response:
     """Record a new agreement (AgreementConcluded, version 1)."""
     raw = await read_body(request)
-    return created(await run_in_threadpool(runtime.writer.conclude, raw, principal.name))
+
+    def write(hook: Any) -> dict[str, Any]:
+        return runtime.writer.conclude(raw, principal.name, hook=hook)
+
+    return await idempotency.respond(request, runtime.writer.datastore, principal.name, raw, write, created)
 
 
 @router.post("/agreements/{agreement_id}/commitments", status_code=201, openapi_extra=_body_schema("commitment"))
