@@ -17,6 +17,11 @@ def event_type(topic: str) -> str:
 def format_recorded_at(value: datetime | str) -> str:
     """UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`, whatever the stored form."""
     if isinstance(value, str):
+        if value.endswith("+00:00"):
+            if len(value) == 32:
+                return value[:26] + "Z"
+            if len(value) == 25:
+                return value[:19] + ".000000Z"
         value = datetime.fromisoformat(value)
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -24,7 +29,9 @@ def format_recorded_at(value: datetime | str) -> str:
 def build(position: int, version: int, topic: str, state: bytes | str | dict[str, Any],
           prev_hash: str | None = None, hash_: str | None = None) -> dict[str, Any]:
     """The envelope of one stored event, its keys in the contract's order."""
-    if not isinstance(state, dict):
+    if isinstance(state, (bytes, bytearray, memoryview)):
+        state = json.loads(bytes(state).decode("utf-8"))
+    elif isinstance(state, str):
         state = json.loads(state)
     stamp = state["timestamp"]
     if isinstance(stamp, dict):

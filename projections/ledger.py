@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from projections import envelope as env_mod
-from projections.schema import audit_chain, events
+from projections.schema import EVENTS_TABLE, audit_chain, events
 
 
 def head(session: Session) -> tuple[int, str]:
@@ -43,6 +43,12 @@ def append(session: Session, recordings: list[Any]) -> list[dict[str, Any]]:
     return envelopes
 
 
+# Plain SQL: untyped rows skip SQLAlchemy's per-row processing, a third of the cost.
+_VERIFY_PAGE = text(
+    f"SELECT e.id, e.originator_version, e.topic, e.state, c.prev_hash, c.hash FROM {EVENTS_TABLE} e "
+    "LEFT JOIN audit_chain c ON c.position = e.id WHERE e.id > :after ORDER BY e.id LIMIT :n")
+
+
 def verify(conn: Connection, batch: int = 5000) -> dict[str, Any]:
     """Recompute every hash from the stored events, in log order, in bounded batches.
 
@@ -55,11 +61,8 @@ def verify(conn: Connection, batch: int = 5000) -> dict[str, Any]:
     head_position, head_hash = 0, env_mod.ZERO_HASH
     first_bad: int | None = None
     after = 0
-    q = select(events.c.id, events.c.originator_version, events.c.topic, events.c.state,
-               audit_chain.c.prev_hash, audit_chain.c.hash).select_from(
-        events.outerjoin(audit_chain, audit_chain.c.position == events.c.id))
     while True:
-        rows = conn.execute(q.where(events.c.id > after).order_by(events.c.id).limit(batch)).all()
+        rows = conn.execute(_VERIFY_PAGE, {"after": after, "n": batch}).all()
         for position, version, topic, state, prev_hash, stored_hash in rows:
             checked += 1
             if first_bad is None and not _sound(position, version, topic, state, prev_hash, stored_hash, prev):

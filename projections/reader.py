@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import Connection
 
 from domain.values import agreement_uuid
 from projections import envelope as env_mod
-from projections.schema import audit_chain, events
+from projections.schema import EVENTS_TABLE, audit_chain, events
 
 TOPIC_PREFIX = "domain.agreement:Agreement."
 
@@ -26,12 +26,21 @@ def _envelopes(rows: Any) -> list[dict[str, Any]]:
     return [env_mod.build(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
+# Plain SQL for the bulk path: untyped rows skip SQLAlchemy's per-row processing.
+_PAGE = (f"SELECT e.id, e.originator_version, e.topic, e.state, c.prev_hash, c.hash FROM {EVENTS_TABLE} e "
+         "LEFT JOIN audit_chain c ON c.position = e.id WHERE e.id > :after {topics}ORDER BY e.id LIMIT :n")
+_LOG_PAGE = text(_PAGE.format(topics=""))
+_LOG_PAGE_TOPICS = text(_PAGE.format(topics="AND e.topic IN :topics ")).bindparams(
+    bindparam("topics", expanding=True))
+
+
 def log_page(conn: Connection, after: int, limit: int, types: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Envelopes with position > after, ascending."""
-    q = select(*_columns).select_from(_joined).where(events.c.id > after)
     if types:
-        q = q.where(events.c.topic.in_([topic_of(t) for t in types]))
-    return _envelopes(conn.execute(q.order_by(events.c.id).limit(limit)))
+        rows = conn.execute(_LOG_PAGE_TOPICS, {"after": after, "n": limit, "topics": [topic_of(t) for t in types]})
+    else:
+        rows = conn.execute(_LOG_PAGE, {"after": after, "n": limit})
+    return _envelopes(rows)
 
 
 def iter_log(conn: Connection, after: int = 0, batch: int = 5000) -> Iterator[dict[str, Any]]:
