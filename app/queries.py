@@ -102,17 +102,14 @@ class Reader:
 
     def agreements(self) -> list[dict[str, Any]]:
         """Every agreement in creation order, with its current version."""
+        latest = events.alias("latest")
+        version = (select(func.max(latest.c.originator_version))
+                   .where(latest.c.originator_id == events.c.originator_id).scalar_subquery())
         with self.engine.connect() as conn:
-            versions = dict(conn.execute(select(events.c.originator_id, func.max(events.c.originator_version))
-                                         .group_by(events.c.originator_id)).all())
-            rows = conn.execute(select(events.c.originator_id, events.c.state)
+            rows = conn.execute(select(events.c.state, version)
                                 .where(events.c.topic == reader.topic_of("AgreementConcluded"))
                                 .order_by(events.c.id)).all()
-        items = []
-        for originator_id, state in rows:
-            data = json.loads(state)["data"]
-            items.append({**_header(data), "version": versions.get(originator_id, 1)})
-        return items
+        return [{**_header(json.loads(state)["data"]), "version": v} for state, v in rows]
 
     def agreement(self, agreement_id: str) -> dict[str, Any]:
         """One agreement: its header, parties, live commitments and version."""

@@ -15,6 +15,7 @@ class Filters:
     as_of: str | None = None
     known_at: str | None = None
     version: int | None = None
+    known_at_shown: str | None = None
 
     @property
     def empty(self) -> bool:
@@ -48,7 +49,7 @@ def answer(state: dict[str, Any], agreement_id: str, filters: Filters, today: st
         "agreement_id": agreement_id,
         "version": state["version"] if concluded else 0,
         "as_of": filters.as_of,
-        "known_at": filters.known_at,
+        "known_at": filters.known_at_shown or filters.known_at,
         "evaluated_on": evaluated_on,
         "parties": compliance.render(state, evaluated_on) if concluded else {},
     }

@@ -23,6 +23,13 @@ def parse_date(name: str, value: str | None) -> str | None:
         raise _bad(name, "must be a real date YYYY-MM-DD") from None
 
 
+def shown_utc(value: str) -> str:
+    """A valid `parse_datetime` input in UTC `Z` form, keeping its fraction of a second only if it had one."""
+    full = parse_datetime("known_at", value) or ""
+    has_fraction = "." in value[19:] or "," in value[19:]
+    return full if has_fraction else full[:19] + "Z"
+
+
 def parse_datetime(name: str, value: str | None) -> str | None:
     """An RFC 3339 datetime with a zone, as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
     if value is None:
@@ -48,8 +55,10 @@ def parse_int(name: str, value: str | None, low: int, high: int) -> int | None:
 
 
 def filters(as_of: str | None, known_at: str | None, version: str | None) -> Filters:
-    return Filters(as_of=parse_date("as_of", as_of), known_at=parse_datetime("known_at", known_at),
-                   version=parse_int("version", version, 1, 2**53 - 1))
+    parsed = parse_datetime("known_at", known_at)
+    return Filters(as_of=parse_date("as_of", as_of), known_at=parsed,
+                   version=parse_int("version", version, 1, 2**53 - 1),
+                   known_at_shown=shown_utc(known_at) if known_at is not None else None)
 
 
 def if_match(value: str | None) -> tuple[bool, int | None]:

@@ -26,6 +26,7 @@ def upgrade() -> None:
     )
     op.create_index("pactwatch_events_aggregate_idx", "pactwatch_events",
                     ["originator_id", "originator_version"], unique=True)
+    op.create_index("pactwatch_events_topic_idx", "pactwatch_events", ["topic", "id"])
     op.create_table(
         "pactwatch_snapshots",
         sa.Column("originator_id", UUIDType(), primary_key=True),

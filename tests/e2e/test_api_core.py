@@ -249,7 +249,9 @@ def test_compliance_echoes_filters_with_known_at_in_utc(client: TestClient) -> N
     agreement_with_commitment(client)
     answer = client.get("/v1/agreements/accord/compliance",
                         params={"known_at": "2099-01-02T01:30:00+02:00", "as_of": "2025-05-05"}).json()
-    assert answer["known_at"] == "2099-01-01T23:30:00.000000Z"
+    assert answer["known_at"] == "2099-01-01T23:30:00Z"
+    precise = client.get("/v1/agreements/accord/compliance", params={"known_at": "2099-01-01T23:30:00.000250Z"})
+    assert precise.json()["known_at"] == "2099-01-01T23:30:00.000250Z"
     assert (answer["as_of"], answer["evaluated_on"]) == ("2025-05-05", "2025-05-05")
     by_known_at = client.get("/v1/agreements/accord/compliance",
                              params={"known_at": "2099-01-02T01:30:00+02:00"}).json()
