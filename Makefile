@@ -30,8 +30,9 @@ browser:
 test: install browser
 	$(BIN)/pytest
 
+# The benchmark suite on PostgreSQL (BENCH_ARGS="--url ... --seconds 5 --rebuild-events 200000").
 bench: install
-	$(BIN)/python -m bench.all
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) pactwatch.db pactwatch.db-wal pactwatch.db-shm .pytest_cache

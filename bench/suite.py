@@ -1,0 +1,430 @@
+"""The benchmark suite: one command, one table, each figure next to its baseline measured in the same run.
+
+    python -m bench.suite                       # make bench; about ten minutes on two cores
+    python -m bench.suite --rebuild-events 200000 --seconds 5     # a quicker pass
+
+Everything runs on PostgreSQL (`--url`, a server URL; fresh databases are
+made and dropped beside it) in the scaled-out topology of bench/cluster.py:
+API replicas behind the proxy, each worker kind active with a standby.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import make_url
+
+from bench import load
+from bench.cluster import Cluster, create_database, drop_database, free_port
+
+DEFAULT_SERVER = os.environ.get("PACTWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+LAG_RATE = 200.0
+
+
+@dataclass
+class Row:
+    """One line of the table: a figure, its baseline, their ratio and the target if there is one."""
+
+    figure: str
+    value: float
+    unit: str
+    baseline: str = ""
+    baseline_value: float | None = None
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline_value:
+            return self.value / self.baseline_value
+        return None
+
+
+def print_table(rows: list[Row], title: str) -> None:
+    print(f"\n{title}\n")
+    header = f"| {'figure':<44} | {'value':>14} | {'baseline':<34} | {'baseline value':>14} | {'ratio':>6} | {'target':<18} | met |"
+    print(header)
+    print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
+    for r in rows:
+        value = f"{_num(r.value)} {r.unit}"
+        base = f"{_num(r.baseline_value)} {r.unit}" if r.baseline_value is not None else ""
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+        met = "" if r.met is None else ("yes" if r.met else "NO")
+        print(f"| {r.figure:<44} | {value:>14} | {r.baseline:<34} | {base:>14} | {ratio:>6} | {r.target:<18} | {met:<3} |")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    url = create_database(server_url, prefix="pw_bench")
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+def psycopg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# Baselines in-process.
+
+def commitment_body(cid: str) -> dict[str, Any]:
+    return {"commitment_id": cid, "obligor": "AA", "beneficiary": "BB", "action": "release_prisoners",
+            "subject": "detainees", "quantity": {"qualifier": "exact", "value": 100}, "source": {"publisher": "Bench"}}
+
+
+def agreement_body(aid: str) -> dict[str, Any]:
+    return {"id": aid, "title": "Bench accord", "concluded_on": "2025-01-10", "venue": "Geneva",
+            "parties": [{"code": "AA", "name": "Alpha"}, {"code": "BB", "name": "Beta"}], "mediators": [],
+            "source": {"publisher": "Bench"}}
+
+
+def inprocess_save_rate(url: str, seconds: float) -> float:
+    """Events/s of the eventsourcing Application, one event per save, on this store."""
+    import json
+
+    from app.body import validate
+    from app.migrate import upgrade
+    from app.runtime import build
+    from app.schemas import BODIES, split
+    from app.settings import Settings
+    from domain.agreement import event_meta
+
+    upgrade(url)
+    runtime = build(Settings(database_url=url))
+    try:
+        app = runtime.app
+
+        def body(kind: str, value: dict[str, Any]) -> Any:
+            return lambda: split(validate(BODIES[kind], json.dumps(value).encode()))
+
+        def meta() -> dict[str, Any]:
+            return event_meta(str(uuid.uuid4()), "bench", datetime.now(timezone.utc))
+
+        app.conclude_agreement(body("agreement", agreement_body("inproc")), meta())
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            app.record("inproc", "commitment", body("commitment", commitment_body(f"c{n}")), meta())
+            n += 1
+        return n / (time.perf_counter() - start)
+    finally:
+        runtime.close()
+
+
+def raw_insert_rate(url: str, seconds: float) -> float:
+    """Rows/s of a bare INSERT and COMMIT per row through psycopg, on this server."""
+    with psycopg.connect(psycopg_dsn(url)) as conn:
+        conn.execute("CREATE TABLE bench_raw (id bigserial PRIMARY KEY, originator_id uuid NOT NULL, "
+                     "originator_version bigint NOT NULL, topic text NOT NULL, state bytea NOT NULL)")
+        conn.commit()
+        state = b'{"data": "' + b"x" * 400 + b'"}'
+        origin = uuid.uuid4()
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            conn.execute("INSERT INTO bench_raw (originator_id, originator_version, topic, state) "
+                         "VALUES (%s, %s, %s, %s)", (origin, n, "domain.agreement:Agreement.CommitmentMade", state))
+            conn.commit()
+            n += 1
+        return n / (time.perf_counter() - start)
+
+
+# Through HTTP, in the cluster.
+
+def http_append_rate(server_url: str, replicas: int, seconds: float, connections: int) -> tuple[float, dict[int, int]]:
+    """Accepted appends/s through the proxy with this many replicas (workers running)."""
+    with fresh_database(server_url) as url, Cluster(url, replicas=replicas) as cluster:
+        headers = {"Authorization": f"Bearer {cluster.admin_token}"}
+        with httpx.Client(base_url=cluster.url, headers=headers) as api:
+            for w in range(connections):
+                assert api.post("/v1/agreements", json=agreement_body(f"w{w}")).status_code == 201
+        run_id = uuid.uuid4().hex[:6]
+
+        def next_request(w: int, n: int) -> load.Request:
+            return "POST", f"/v1/agreements/w{w}/commitments", commitment_body(f"c{run_id}-{n}")
+
+        run = asyncio.run(load.closed_loop(cluster.url, headers, connections, seconds, next_request))
+        return run.rate(201), run.statuses()
+
+
+class Receiver:
+    """A webhook receiver in its own process, so that its timing does not share the load generator's GIL."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.out = workdir / "arrivals.txt"
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.suite", "--receiver", str(self.port),
+                                      str(self.out)], cwd=Path(__file__).resolve().parent.parent)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise TimeoutError("the webhook receiver did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def arrivals(self) -> dict[str, float]:
+        """First arrival time of each webhook id."""
+        seen: dict[str, float] = {}
+        if self.out.exists():
+            for line in self.out.read_text().splitlines():
+                wid, _, at = line.partition(" ")
+                if wid and at:
+                    seen.setdefault(wid, float(at))
+        return seen
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+
+
+def serve_receiver(port: int, out: str) -> None:
+    """Answer 204 to every POST and note `webhook-id time` per arrival (runs as `--receiver`)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sink = open(out, "a", buffering=1)  # noqa: SIM115 - kept open for the server's lifetime
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            at = time.time()
+            with lock:
+                sink.write(f"{self.headers.get('webhook-id')} {at}\n")
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever()
+    sink.close()
+
+
+def epoch(recorded_at: str) -> float:
+    return datetime.strptime(recorded_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+class ProjectionWatch:
+    """Polls the read models' tracked position and notes when each position was first reached."""
+
+    def __init__(self, url: str, interval: float = 0.005) -> None:
+        from projections.schema import tracking
+
+        self.engine = create_engine(url, pool_size=1)
+        self.query = select(tracking.c.notification_id).where(tracking.c.application_name.like("read-models:%"))
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ProjectionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+    def _run(self) -> None:
+        with self.engine.connect() as conn:
+            while not self._stop.is_set():
+                position = max(conn.execute(self.query).scalars().all() or [0])
+                conn.rollback()
+                self.samples.append((time.time(), position))
+                self._stop.wait(self.interval)
+
+    def applied_at(self, position: int) -> float | None:
+        for at, tracked in self.samples:
+            if tracked >= position:
+                return at
+        return None
+
+
+def lags(answers: list[load.Answer], watch: ProjectionWatch, arrivals: dict[str, float]) -> tuple[list[float], list[float]]:
+    """Seconds from recording to the read model, and from recording to the receiver, per accepted event."""
+    projection, webhook = [], []
+    for answer in answers:
+        if answer.status != 201:
+            continue
+        envelope = answer.json()
+        recorded = epoch(envelope["recorded_at"])
+        applied = watch.applied_at(envelope["position"])
+        if applied is not None:
+            projection.append(max(0.0, applied - recorded))
+        if envelope["id"] in arrivals:
+            webhook.append(max(0.0, arrivals[envelope["id"]] - recorded))
+    return projection, webhook
+
+
+def lag_and_webhooks(server_url: str, seconds: float) -> dict[str, Any]:
+    """Projection lag and webhook latency, idle (one event at a time) and at LAG_RATE appends/s; then a failover."""
+    with tempfile.TemporaryDirectory() as workdir, fresh_database(server_url) as url, \
+            Cluster(url, replicas=2, env={"PACTWATCH_WEBHOOK_ALLOW_PRIVATE": "true"}) as cluster:
+        receiver = Receiver(Path(workdir))
+        headers = {"Authorization": f"Bearer {cluster.admin_token}"}
+        try:
+            with httpx.Client(base_url=cluster.url, headers=headers) as api:
+                assert api.post("/v1/webhooks", json={"url": receiver.url}).status_code == 201
+                for w in range(8):
+                    assert api.post("/v1/agreements", json=agreement_body(f"w{w}")).status_code == 201
+
+            def next_request(w: int, n: int) -> load.Request:
+                return "POST", f"/v1/agreements/w{n % 8}/commitments", commitment_body(f"c{n}")
+
+            with ProjectionWatch(url) as watch:
+                idle = asyncio.run(load.open_loop(cluster.url, headers, 10.0, 4.0, next_request, connections=1))
+                time.sleep(1.0)
+                busy = asyncio.run(load.open_loop(
+                    cluster.url, headers, LAG_RATE, seconds,
+                    lambda w, n: next_request(w, n + 100_000), connections=64))
+                expected = {a.json()["id"] for a in idle.answers + busy.answers if a.status == 201}
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not expected <= receiver.arrivals().keys():
+                    time.sleep(0.2)
+                time.sleep(0.5)
+            arrivals = receiver.arrivals()
+            idle_lag, idle_hook = lags(idle.answers, watch, arrivals)
+            busy_lag, busy_hook = lags(busy.answers, watch, arrivals)
+            failover = measure_failover(cluster)
+        finally:
+            receiver.stop()
+    return {"idle_lag": idle_lag, "busy_lag": busy_lag, "idle_hook": idle_hook, "busy_hook": busy_hook,
+            "busy_rate": busy.rate(201), "busy_statuses": busy.statuses(), "failover": failover,
+            "missing_hooks": len(expected - arrivals.keys())}
+
+
+def measure_failover(cluster: Cluster) -> dict[str, float]:
+    """Seconds from SIGKILL of each active worker until its standby holds the lock."""
+    out = {}
+    for kind in cluster.kinds or []:
+        active = cluster.wait_for_leader(kind)
+        killed_at = time.monotonic()
+        cluster.kill(active)
+        cluster.wait_for_leader(kind, timeout=30, other_than=active)
+        out[kind] = time.monotonic() - killed_at
+    return out
+
+
+# Rebuild, reusing the audit benchmark's synthetic log and phases.
+
+def rebuild_rates(server_url: str, events: int) -> dict[str, dict[str, Any]]:
+    from app.migrate import upgrade
+    from bench.audit import run_phase, synthesize
+
+    with tempfile.TemporaryDirectory() as workdir, fresh_database(server_url) as url:
+        upgrade(url)
+        export = os.path.join(workdir, "log.jsonl")
+        synthesize(export, events)
+        run_phase("import", url, export)
+        return {phase: run_phase(phase, url) for phase in ("raw", "rebuild")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default=DEFAULT_SERVER, help="PostgreSQL server URL (fresh databases beside it)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput and lag run")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent HTTP writers")
+    parser.add_argument("--rebuild-events", type=int, default=1_000_000)
+    parser.add_argument("--receiver", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.receiver:
+        serve_receiver(int(args.receiver[0]), args.receiver[1])
+        return
+    if not args.url.startswith("postgresql"):
+        parser.error("the suite runs on PostgreSQL: --url postgresql+psycopg://...")
+
+    def step(what: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+    step("baselines: in-process eventsourcing save, raw INSERT")
+    with fresh_database(args.url) as url:
+        save = inprocess_save_rate(url, args.seconds / 2)
+    with fresh_database(args.url) as url:
+        raw = raw_insert_rate(url, args.seconds / 2)
+    step("HTTP appends through the proxy, 1 replica")
+    one, one_statuses = http_append_rate(args.url, 1, args.seconds, args.connections)
+    step("HTTP appends through the proxy, 2 replicas")
+    two, two_statuses = http_append_rate(args.url, 2, args.seconds, args.connections)
+    step(f"projection lag and webhook latency at {LAG_RATE:.0f} appends/s; failover")
+    flow = lag_and_webhooks(args.url, args.seconds * 2)
+    step(f"rebuild at {args.rebuild_events:,} events")
+    rebuild = rebuild_rates(args.url, args.rebuild_events)
+
+    p99_lag = percentile(flow["busy_lag"], 99)
+    rows = [
+        Row(f"HTTP appends/s, 1 replica ({args.connections} conns)", one, "ev/s", "in-process eventsourcing save",
+            save, ">= 0.5x", one >= 0.5 * save),
+        Row(f"HTTP appends/s, 1 replica ({args.connections} conns)", one, "ev/s", "raw INSERT + COMMIT per row", raw),
+        Row(f"HTTP appends/s, 2 replicas ({args.connections} conns)", two, "ev/s", "1 replica, same run", one,
+            ">= 0.9x", two >= 0.9 * one),
+        Row(f"projection lag p50 at {LAG_RATE:.0f} appends/s", percentile(flow["busy_lag"], 50), "s",
+            "idle p50 (10 appends/s)", percentile(flow["idle_lag"], 50)),
+        Row(f"projection lag p99 at {LAG_RATE:.0f} appends/s", p99_lag, "s", "idle p99 (10 appends/s)",
+            percentile(flow["idle_lag"], 99), "<= 1 s", p99_lag <= 1.0),
+        Row(f"webhook latency p50 at {LAG_RATE:.0f} appends/s", percentile(flow["busy_hook"], 50), "s",
+            "idle p50 (10 appends/s)", percentile(flow["idle_hook"], 50)),
+        Row(f"webhook latency p99 at {LAG_RATE:.0f} appends/s", percentile(flow["busy_hook"], 99), "s",
+            "idle p99 (10 appends/s)", percentile(flow["idle_hook"], 99)),
+        Row(f"rebuild at {rebuild['rebuild']['events']:,} events", rebuild["rebuild"]["rate"], "ev/s",
+            "raw read-and-decode, same store", rebuild["raw"]["rate"]),
+    ]
+    for kind, seconds in flow["failover"].items():
+        rows.append(Row(f"standby {kind} worker takes over after SIGKILL", seconds, "s", target="<= 5 s",
+                        met=seconds <= 5.0))
+    print_table(rows, f"pactwatch benchmark suite on PostgreSQL ({os.cpu_count()} cores)")
+    print(f"\nload at {LAG_RATE:.0f}/s achieved {flow['busy_rate']:.0f} accepted/s; statuses {flow['busy_statuses']}; "
+          f"webhooks not arrived: {flow['missing_hooks']}; HTTP statuses 1 replica {one_statuses}, "
+          f"2 replicas {two_statuses}; rebuild {rebuild['rebuild']['seconds']} s, "
+          f"raw read {rebuild['raw']['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
