@@ -88,6 +88,19 @@ def worker_projections() -> None:
         runtime.close()
 
 
+@worker_cli.command("webhooks")
+def worker_webhooks() -> None:
+    """Deliver webhooks until interrupted (run `serve --no-workers` beside it)."""
+    from app.workers import run_until_signalled
+
+    _configure_logs()
+    runtime = _runtime()
+    try:
+        run_until_signalled(runtime.webhooks.worker())
+    finally:
+        runtime.close()
+
+
 audit_cli = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Tamper evidence.")
 cli.add_typer(audit_cli, name="audit")
 

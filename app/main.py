@@ -13,7 +13,7 @@ from app import dashboard, problems
 from app.metrics import Metrics, Observability
 from app.metrics import router as metrics_router
 from app.migrate import upgrade
-from app.routes import agreements, audit, log
+from app.routes import agreements, audit, log, webhooks
 from app.runtime import Runtime, build
 from app.schemas import BODIES
 from app.settings import Settings
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(agreements.router)
     app.include_router(log.router)
     app.include_router(audit.router)
+    app.include_router(webhooks.router)
     app.include_router(dashboard.router)
     app.include_router(metrics_router)
     metrics = app.state.metrics = Metrics()

@@ -11,6 +11,7 @@ from app.commands import Writer
 from app.keys import Keys
 from app.queries import Reader
 from app.settings import Settings
+from app.webhooks.service import Webhooks
 from app.workers import ProjectionWorker
 from domain.agreement import Agreement
 from domain.application import Pactwatch
@@ -26,6 +27,7 @@ class Runtime:
     writer: Writer
     reader: Reader
     keys: Keys
+    webhooks: Webhooks
     workers: list[Any] = field(default_factory=list)
     wakeups: list[threading.Event] = field(default_factory=list)
 
@@ -38,6 +40,9 @@ class Runtime:
         worker = ProjectionWorker(self.read_models)
         worker.start()
         self.workers.append(worker)
+        webhook_worker = self.webhooks.worker()
+        webhook_worker.start()
+        self.workers.append(webhook_worker)
 
     def stop_workers(self) -> None:
         for worker in reversed(self.workers):
@@ -58,7 +63,8 @@ def build(settings: Settings) -> Runtime:
     runtime = Runtime(settings=settings, app=app, engine=datastore.engine, read_models=read_models,
                       writer=Writer(app), reader=Reader(datastore.engine, read_models,
                                                        settings.read_your_writes_wait_seconds),
-                      keys=Keys(datastore.engine))
+                      keys=Keys(datastore.engine), webhooks=Webhooks(datastore, settings))
     runtime.wakeups.append(read_models.wakeup)
+    runtime.wakeups.append(runtime.webhooks.wakeup)
     runtime.writer.after_commit = runtime.wake
     return runtime

@@ -1,0 +1,1 @@
+"""Webhook subscribers: subscriptions, the SSRF guard, signing, and the dispatcher that follows the log."""
