@@ -22,6 +22,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
+TIMELINE_SHOWN = 200
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -231,7 +232,8 @@ def agreement_view(reader: Reader, agreement_id: str, as_of: str | None) -> dict
     return {
         "agreement": header, "as_of": as_of, "compliance": compliance, "parties": parties, "names": names,
         "state": one_line_state(parties), "rows": rows, "rest": rest, "accusations": accusations,
-        "timeline": items, "evaluated_on": compliance["evaluated_on"],
+        "timeline": items[-TIMELINE_SHOWN:], "timeline_total": len(items),
+        "evaluated_on": compliance["evaluated_on"],
         "earlier_day": shown[-2] if len(shown) > 1 else None,
         "later_day": next((d for d in days if d > as_of), None) if as_of else None,
     }

@@ -104,6 +104,7 @@ def test_the_agreement_page_shows_both_sides_their_figures_and_what_was_said(ser
     expect(c1).to_contain_text("40 of 100 reported · 40%")
     expect(c1.locator(".delivered")).to_contain_text("about 30")
     expect(c1.locator(".badge-overdue")).to_have_text("! Overdue")
+    expect(c1).to_have_attribute("data-status", "overdue")
     expect(c1.locator(".badge-disputed")).to_be_visible()
     expect(c1.get_by_role("progressbar")).to_have_attribute("value", "40")
     expect(c2.locator(".badge-fulfilled")).to_have_text("✓ Fulfilled")

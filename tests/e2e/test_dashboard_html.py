@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from app import dashboard
 from app.main import create_app
 from app.settings import Settings
 from tests import builders as b
@@ -165,6 +166,18 @@ def test_a_retracted_accusation_leaves_the_page_but_stays_in_the_timeline(client
     timeline = section(html, "timeline-h")
     assert re.search(r'class="event retracted"[^>]*>.*?Alpha hides the prisoners', timeline, re.S)
     assert "Disputed" not in text(section(html, "commitments-h"))
+
+
+def test_a_long_timeline_shows_its_latest_events_and_says_so(client: TestClient, monkeypatch: Any) -> None:
+    seed(client)
+    monkeypatch.setattr(dashboard, "TIMELINE_SHOWN", 3)
+    timeline = section(page(client).text, "timeline-h")
+    assert timeline.count('<li class="event') == 3
+    assert "The latest 3 of 10 events" in text(timeline)
+    assert "Beta released the wrong people" in text(timeline) and "Agreement concluded" not in text(timeline)
+    assert "The latest 3 of 4 events" in text(section(page(client, as_of="2025-01-31").text, "timeline-h"))
+    monkeypatch.setattr(dashboard, "TIMELINE_SHOWN", 10)
+    assert "The latest" not in text(section(page(client).text, "timeline-h"))
 
 
 def test_a_bad_date_gets_a_friendly_422_page_and_an_unknown_agreement_a_404(client: TestClient) -> None:
