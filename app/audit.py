@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import IO, Any
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 
 from domain.agreement import Agreement
 from domain.application import Pactwatch
 from domain.values import EVENT_TYPES, agreement_uuid
 from projections import envelope as env_mod
 from projections.reader import iter_log
-from projections.schema import audit_chain, events
+from projections.schema import audit_chain, events, webhooks
 
 ENVELOPE_KEYS = ("position", "id", "agreement_id", "type", "version", "recorded_at", "occurred_on",
                  "recorded_by", "source", "data", "prev_hash", "hash")
@@ -115,6 +115,9 @@ def import_log(app: Pactwatch, path: str) -> int:
         if rows:
             conn.execute(insert(events), rows)
             conn.execute(insert(audit_chain), chain)
+        # Subscriptions made before the import start after its head: an import sends no webhooks.
+        head = conn.execute(select(func.max(events.c.id))).scalar() or 0
+        conn.execute(update(webhooks).where(webhooks.c.position < head).values(position=head))
         if conn.dialect.name == "postgresql" and count:
             conn.execute(text("SELECT setval(pg_get_serial_sequence('pactwatch_events', 'id'), "
                               "(SELECT max(id) FROM pactwatch_events))"))

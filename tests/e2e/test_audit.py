@@ -208,3 +208,27 @@ def test_audit_verify_cli_exits_1_naming_the_first_bad_position(client: TestClie
     result = cli(database_url, "audit", "verify")
     assert result.returncode == 1
     assert str(written[1]["position"]) in result.stderr
+
+
+def test_import_sends_no_webhooks_for_the_imported_history(client: TestClient, database_url: str,
+                                                            second_database: str, tmp_path: Path) -> None:
+    from app.main import create_app
+    from app.settings import Settings
+    from tests.conftest import ADMIN_TOKEN
+    from tests.e2e.webhook_receiver import Receiver, wait_until
+
+    record_small_history(client)
+    exported = tmp_path / "log.jsonl"
+    cli(database_url, "export", str(exported))
+    receiver = Receiver()
+    settings = Settings(database_url=second_database, admin_token=ADMIN_TOKEN, webhook_allow_private=True)
+    try:
+        with TestClient(create_app(settings)) as other:
+            other.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+            assert other.post("/v1/webhooks", json={"url": receiver.url}).status_code == 201
+            assert cli(second_database, "import", str(exported)).returncode == 0
+            new = other.post("/v1/agreements/accord/claims", json=b.claim("k-after-import")).json()
+            wait_until(lambda: receiver.delivered(), "a delivery after the import")
+            assert [json.loads(r.body)["data"]["id"] for r in receiver.delivered()] == [new["id"]]
+    finally:
+        receiver.stop()
