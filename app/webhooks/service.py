@@ -1,6 +1,7 @@
 """The webhook component as the runtime holds it: subscriptions, the sender, and the dispatching worker."""
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from typing import Any
@@ -15,6 +16,8 @@ from app.webhooks.delivery import Sender
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.subscriptions import Attempt, Subscriptions, now, stamp
 from projections.schema import EVENTS_TABLE
+
+log = logging.getLogger("pactwatch.webhooks")
 
 
 class Webhooks:
@@ -66,6 +69,7 @@ class WebhookWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        log.info("webhook worker started; it dispatches while it holds the lead")
         self._listener.start()
         self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
         self._thread.start()

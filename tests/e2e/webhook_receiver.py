@@ -35,6 +35,8 @@ class Receiver:
         self._open = threading.Event()
         self._open.set()
         self.waiting = 0
+        self._arrivals = 0
+        self._hold_from: int | None = None
         self.port = 0
         self._server: http.server.ThreadingHTTPServer | None = None
         self.start()
@@ -82,18 +84,28 @@ class Receiver:
         with self._lock:
             self._script.extend(a if isinstance(a, tuple) else (a, {}) for a in answers)
 
-    def hold(self) -> None:
-        self._open.clear()
+    def hold(self, after: int = 0) -> None:
+        """Let `after` more requests through, then keep the next ones waiting until `release()`."""
+        with self._lock:
+            self._hold_from = self._arrivals + after
+            self._open.clear()
 
     def release(self) -> None:
-        self._open.set()
+        with self._lock:
+            self._hold_from = None
+            self._open.set()
 
     def _answer(self) -> tuple[int, dict[str, str]]:
         with self._lock:
-            self.waiting += 1
-        self._open.wait()
+            held = self._hold_from is not None and self._arrivals >= self._hold_from
+            self._arrivals += 1
+            if held:
+                self.waiting += 1
+        if held:
+            self._open.wait()
+            with self._lock:
+                self.waiting -= 1
         with self._lock:
-            self.waiting -= 1
             return self._script.pop(0) if self._script else (204, {})
 
     def snapshot(self) -> list[Received]:
