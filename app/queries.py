@@ -131,6 +131,12 @@ class Reader:
             "version": state["version"],
         }
 
+    def require_agreement(self, agreement_id: str) -> None:
+        """404 (AgreementNotFound) unless the store has this agreement."""
+        with self.engine.connect() as conn:
+            if reader.agreement_version(conn, agreement_id) == 0:
+                raise AgreementNotFound(agreement_id)
+
     def agreement_events(self, agreement_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             items = reader.agreement_events(conn, agreement_id)

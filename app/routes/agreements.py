@@ -9,9 +9,11 @@ from fastapi.responses import Response
 
 from app import idempotency
 from app.deps import PublicRead, RecorderDep, RuntimeDep
+from app.problems import Problem
 from app.routes import params
 from app.body import MAX_BODY
 from app.schemas import BODIES
+from projections.replay import Filters
 
 router = APIRouter(prefix="/v1", tags=["agreements"])
 
@@ -160,11 +162,21 @@ def get_agreement(agreement_id: str, runtime: RuntimeDep, _: PublicRead) -> Resp
 FilterQuery = Annotated[str | None, Query()]
 
 
+def _filters(runtime: RuntimeDep, agreement_id: str, as_of: str | None, known_at: str | None,
+             version: str | None) -> Filters:
+    """The parsed filters; an unknown agreement is 404 before a bad filter is 422 (API.md's order)."""
+    try:
+        return params.filters(as_of, known_at, version)
+    except Problem:
+        runtime.reader.require_agreement(agreement_id)
+        raise
+
+
 @router.get("/agreements/{agreement_id}/compliance")
 def get_compliance(agreement_id: str, runtime: RuntimeDep, _: PublicRead, as_of: FilterQuery = None,
                    known_at: FilterQuery = None, version: FilterQuery = None) -> Response:
     """Each party's compliance, as of a date, a record time or a version."""
-    filters = params.filters(as_of, known_at, version)
+    filters = _filters(runtime, agreement_id, as_of, known_at, version)
     return json_response(runtime.reader.compliance_json(agreement_id, filters))
 
 
@@ -172,7 +184,7 @@ def get_compliance(agreement_id: str, runtime: RuntimeDep, _: PublicRead, as_of:
 def get_timeline(agreement_id: str, runtime: RuntimeDep, _: PublicRead, as_of: FilterQuery = None,
                  known_at: FilterQuery = None, version: FilterQuery = None) -> Response:
     """The events the filters keep, by when they occurred, each with a one-line summary."""
-    filters = params.filters(as_of, known_at, version)
+    filters = _filters(runtime, agreement_id, as_of, known_at, version)
     return json_response({"items": runtime.reader.timeline(agreement_id, filters)})
 
 

@@ -40,7 +40,11 @@ def parse_datetime(name: str, value: str | None) -> str | None:
         raise _bad(name, "must be an RFC 3339 datetime with a zone") from None
     if parsed.tzinfo is None or len(value) < 19 or value[10] not in "Tt ":
         raise _bad(name, "must be an RFC 3339 datetime with a zone")
-    return format_recorded_at(parsed.astimezone(timezone.utc))
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise _bad(name, "is outside the range of datetimes once in UTC") from None
+    return format_recorded_at(utc)
 
 
 def parse_int(name: str, value: str | None, low: int, high: int) -> int | None:
