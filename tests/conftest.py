@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -47,16 +48,31 @@ def drop_postgres_database(name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/pactwatch.db"
+@contextmanager
+def fresh_database(backend: str, directory: os.PathLike[str], stem: str = "pactwatch") -> Iterator[str]:
+    """An empty database of a backend ("sqlite" or "postgres"), dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory}/{stem}.db"
         return
     url, name = fresh_postgres_database()
     try:
         yield url
     finally:
         drop_postgres_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database(database_url: str, tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """Another empty database on the same backend as `database_url`."""
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    with fresh_database(backend, tmp_path, "second") as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from sqlalchemy import create_engine, select, update
 
 from projections.schema import audit_chain, events
 from tests import builders as b
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 
 ZERO = "0" * 64
 
@@ -137,18 +136,6 @@ def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PACTWATCH_DATABASE_URL": database_url}
     return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).parents[2])
-
-
-@pytest.fixture
-def second_database(database_url: str, tmp_path: Path) -> Any:
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path}/second.db"
-        return
-    url, name = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(name)
 
 
 def test_export_then_import_gives_the_same_log_hash_for_hash(client: TestClient, database_url: str,

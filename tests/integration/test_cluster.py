@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,7 +23,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from bench.cluster import ROOT, Cluster
 from tests import builders
-from tests.conftest import POSTGRES_URL, drop_postgres_database, fresh_postgres_database
+from tests.conftest import POSTGRES_URL, fresh_database
 
 pytestmark = [pytest.mark.postgres,
               pytest.mark.skipif(not POSTGRES_URL, reason="the cluster runs on PostgreSQL only")]
@@ -75,12 +76,9 @@ class Receiver:
 
 
 @pytest.fixture
-def database() -> Iterator[str]:
-    url, name = fresh_postgres_database()
-    try:
+def database(tmp_path: Path) -> Iterator[str]:
+    with fresh_database("postgres", tmp_path) as url:
         yield url
-    finally:
-        drop_postgres_database(name)
 
 
 @pytest.fixture
