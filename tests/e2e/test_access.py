@@ -228,6 +228,9 @@ def test_public_reads_can_be_switched_off(private: TestClient) -> None:
         assert anonymous.status_code == 401, path
         assert anonymous.headers["WWW-Authenticate"] == CHALLENGE
         assert private.get(path, headers=bearer(reader)).status_code == 200, path
+    for page in ("/", "/agreements/accord"):  # the dashboard follows the same switch
+        assert private.get(page).status_code == 401, page
+        assert private.get(page, headers=bearer(reader)).status_code == 200, page
     assert private.get("/healthz").status_code == 200
 
 
