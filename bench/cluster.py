@@ -192,21 +192,27 @@ class Cluster:
         return self._spawn(Proc(f"{kind}{n}", kind, [sys.executable, "-m", "app.cli", "worker", kind],
                                 self.workdir / f"{kind}{n}.log"))
 
-    def start_proxy(self) -> Proc:
-        ports = [p.port for p in self.procs if p.role == "api" and p.port is not None]
+    def start_proxy(self, upstreams: list[int] | None = None, name: str = "proxy", port: int | None = None) -> Proc:
+        """A proxy in front of these replica ports (default: every replica), nginx when installed."""
+        ports = upstreams or [p.port for p in self.procs if p.role == "api" and p.port is not None]
+        port = port or (self.proxy_port if name == "proxy" else free_port())
         nginx = shutil.which("nginx") or next((c for c in ("/usr/sbin/nginx",) if os.path.exists(c)), None)
         if self.proxy == "nginx" or (self.proxy == "auto" and nginx):
             if nginx is None:
                 raise RuntimeError("nginx is not installed")
-            conf = self.workdir / "nginx.conf"
-            conf.write_text(nginx_config(self.workdir, self.proxy_port, ports))
-            args = [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.workdir / "nginx-error.log")]
+            prefix = self.workdir / name
+            prefix.mkdir(exist_ok=True)
+            conf = prefix / "nginx.conf"
+            conf.write_text(nginx_config(prefix, port, ports))
+            args = [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "nginx-error.log")]
             self.proxy_kind = "nginx"
         else:
-            args = [sys.executable, "-m", "bench.proxy", "--port", str(self.proxy_port),
+            args = [sys.executable, "-m", "bench.proxy", "--port", str(port),
                     *[f"http://127.0.0.1:{p}" for p in ports]]
             self.proxy_kind = "python"
-        return self._spawn(Proc("proxy", "proxy", args, self.workdir / "proxy.log", self.proxy_port))
+        proc = self._spawn(Proc(name, "proxy", args, self.workdir / f"{name}.log", port))
+        self._wait_ready(f"http://127.0.0.1:{port}", time.monotonic() + 30)
+        return proc
 
     def start(self, timeout: float = 60.0) -> Cluster:
         """Start everything and wait until the proxy serves and every worker kind has a leader."""
@@ -220,7 +226,6 @@ class Cluster:
             for url in self.replica_urls:
                 self._wait_ready(url, deadline)
             self.start_proxy()
-            self._wait_ready(self.url, deadline)
             for kind in self.kinds or []:
                 self.wait_for_leader(kind, deadline - time.monotonic())
         except BaseException:

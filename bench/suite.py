@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,10 @@ def _num(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _nums(values: list[float]) -> str:
+    return "/".join(f"{v:.0f}" for v in values)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -162,20 +167,29 @@ def raw_insert_rate(url: str, seconds: float) -> float:
 
 # Through HTTP, in the cluster.
 
-def http_append_rate(server_url: str, replicas: int, seconds: float, connections: int) -> tuple[float, dict[int, int]]:
-    """Accepted appends/s through the proxy with this many replicas (workers running)."""
-    with fresh_database(server_url) as url, Cluster(url, replicas=replicas) as cluster:
+def http_append_rates(server_url: str, seconds: float, connections: int, rounds: int) -> dict[str, Any]:
+    """Accepted appends/s through a proxy to one replica and through one to both, alternated `rounds` times
+    on the same cluster (workers running), so that both see the same machine and the same store."""
+    with fresh_database(server_url) as url, Cluster(url, replicas=2) as cluster:
+        solo = cluster.start_proxy(upstreams=[cluster.procs[0].port], name="proxy-solo")
+        proxies = {1: f"http://127.0.0.1:{solo.port}", 2: cluster.url}
         headers = {"Authorization": f"Bearer {cluster.admin_token}"}
         with httpx.Client(base_url=cluster.url, headers=headers) as api:
             for w in range(connections):
                 assert api.post("/v1/agreements", json=agreement_body(f"w{w}")).status_code == 201
-        run_id = uuid.uuid4().hex[:6]
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        statuses: dict[int, dict[int, int]] = {1: {}, 2: {}}
+        for r in range(rounds):
+            for replicas, proxy in proxies.items():
+                def next_request(w: int, n: int, tag: str = f"{replicas}-{r}") -> load.Request:
+                    return "POST", f"/v1/agreements/w{w}/commitments", commitment_body(f"c{tag}-{n}")
 
-        def next_request(w: int, n: int) -> load.Request:
-            return "POST", f"/v1/agreements/w{w}/commitments", commitment_body(f"c{run_id}-{n}")
-
-        run = asyncio.run(load.closed_loop(cluster.url, headers, connections, seconds, next_request))
-        return run.rate(201), run.statuses()
+                run = asyncio.run(load.closed_loop(proxy, headers, connections, seconds, next_request))
+                rates[replicas].append(run.rate(201))
+                for status, count in run.statuses().items():
+                    statuses[replicas][status] = statuses[replicas].get(status, 0) + count
+    return {"one": statistics.median(rates[1]), "two": statistics.median(rates[2]), "rates": rates,
+            "statuses": statuses}
 
 
 class Receiver:
@@ -372,6 +386,7 @@ def main() -> None:
     parser.add_argument("--url", default=DEFAULT_SERVER, help="PostgreSQL server URL (fresh databases beside it)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput and lag run")
     parser.add_argument("--connections", type=int, default=16, help="concurrent HTTP writers")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated repetitions of each rate (medians)")
     parser.add_argument("--rebuild-events", type=int, default=1_000_000)
     parser.add_argument("--receiver", nargs=2, metavar=("PORT", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -384,15 +399,17 @@ def main() -> None:
     def step(what: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
 
-    step("baselines: in-process eventsourcing save, raw INSERT")
-    with fresh_database(args.url) as url:
-        save = inprocess_save_rate(url, args.seconds / 2)
-    with fresh_database(args.url) as url:
-        raw = raw_insert_rate(url, args.seconds / 2)
-    step("HTTP appends through the proxy, 1 replica")
-    one, one_statuses = http_append_rate(args.url, 1, args.seconds, args.connections)
-    step("HTTP appends through the proxy, 2 replicas")
-    two, two_statuses = http_append_rate(args.url, 2, args.seconds, args.connections)
+    step("baselines: in-process eventsourcing save, raw INSERT (alternated)")
+    saves, raws = [], []
+    for _ in range(args.rounds):
+        with fresh_database(args.url) as url:
+            saves.append(inprocess_save_rate(url, args.seconds / 2))
+        with fresh_database(args.url) as url:
+            raws.append(raw_insert_rate(url, args.seconds / 2))
+    save, raw = statistics.median(saves), statistics.median(raws)
+    step("HTTP appends through a proxy to 1 replica and to 2 replicas (alternated)")
+    http = http_append_rates(args.url, args.seconds, args.connections, args.rounds)
+    one, two = http["one"], http["two"]
     step(f"projection lag and webhook latency at {LAG_RATE:.0f} appends/s; failover")
     flow = lag_and_webhooks(args.url, args.seconds * 2)
     step(f"rebuild at {args.rebuild_events:,} events")
@@ -421,9 +438,12 @@ def main() -> None:
                         met=seconds <= 5.0))
     print_table(rows, f"pactwatch benchmark suite on PostgreSQL ({os.cpu_count()} cores)")
     print(f"\nload at {LAG_RATE:.0f}/s achieved {flow['busy_rate']:.0f} accepted/s; statuses {flow['busy_statuses']}; "
-          f"webhooks not arrived: {flow['missing_hooks']}; HTTP statuses 1 replica {one_statuses}, "
-          f"2 replicas {two_statuses}; rebuild {rebuild['rebuild']['seconds']} s, "
-          f"raw read {rebuild['raw']['seconds']} s")
+          f"webhooks not arrived: {flow['missing_hooks']}")
+    print(f"rates per round (ev/s): in-process save {_nums(saves)}; raw INSERT {_nums(raws)}; "
+          f"HTTP 1 replica {_nums(http['rates'][1])}; 2 replicas {_nums(http['rates'][2])}; "
+          f"HTTP statuses {http['statuses']}")
+    print(f"rebuild {rebuild['rebuild']['seconds']} s, raw read {rebuild['raw']['seconds']} s; "
+          f"failover {', '.join(f'{k} {v:.2f} s' for k, v in flow['failover'].items())}")
 
 
 if __name__ == "__main__":
