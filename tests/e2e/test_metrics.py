@@ -15,6 +15,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
+from tests.e2e.webhook_receiver import Receiver, wait_until
 
 
 def samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -154,3 +155,44 @@ def test_tokens_secrets_and_passwords_never_reach_a_log_line() -> None:
     for secret in ("s3cr3t-admin-token", "AbCdEfGhIjKlMnOp", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "hunter2"):
         assert secret not in text
     assert len(text.splitlines()) == 3
+
+
+def test_webhook_deliveries_failures_and_backlog_are_reported_per_subscription(database_url: str) -> None:
+    settings = Settings(database_url=database_url, admin_token=ADMIN_TOKEN, webhook_allow_private=True,
+                        webhook_retry_schedule="0.2,0.2,0.2")
+    receiver = Receiver()
+    receiver.script(500)
+    try:
+        with TestClient(create_app(settings)) as admin:
+            admin.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+            sid = admin.post("/v1/webhooks", json={"url": receiver.url}).json()["id"]
+            admin.post("/v1/agreements", json=builders.agreement())
+            admin.post("/v1/agreements/accord/commitments", json=builders.commitment("c1"))
+            wait_until(lambda: len(receiver.delivered()) == 2, "two deliveries")
+
+            def settled() -> dict | None:
+                found = samples(admin)
+                return found if value(found, "pactwatch_webhook_backlog_positions", subscription=sid) == 0 else None
+
+            found = wait_until(settled, "the cursor to reach the head")
+    finally:
+        receiver.stop()
+
+    assert value(found, "pactwatch_webhook_deliveries_total", subscription=sid) == 2
+    assert value(found, "pactwatch_webhook_failures_total", subscription=sid) == 1
+    assert value(found, "pactwatch_webhook_active", subscription=sid) == 1
+
+
+def test_a_subscription_behind_the_head_shows_its_backlog(idle: TestClient) -> None:
+    receiver = Receiver()
+    try:
+        sid = idle.post("/v1/webhooks", json={"url": receiver.url}).json()["id"]
+        idle.post("/v1/agreements", json=builders.agreement())
+        idle.post("/v1/agreements/accord/commitments", json=builders.commitment("c1"))
+
+        found = samples(idle)
+    finally:
+        receiver.stop()
+
+    assert value(found, "pactwatch_webhook_backlog_positions", subscription=sid) == 2
+    assert value(found, "pactwatch_webhook_deliveries_total", subscription=sid) == 0
