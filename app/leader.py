@@ -12,6 +12,8 @@ import threading
 import zlib
 from collections.abc import Callable
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
@@ -76,7 +78,8 @@ class Leadership:
         try:
             self._conn.execute(text("SELECT 1"))
             return True
-        except Exception:  # a dead connection means the lock is lost
+        except sqlalchemy.exc.SQLAlchemyError:  # a dead connection means the lock is lost
+            log.warning("worker %s lost its lock session", self.name, exc_info=True)
             self.release()
             return False
 
@@ -84,7 +87,7 @@ class Leadership:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except Exception:  # closing a broken connection may fail; the lock dies with it
+            except sqlalchemy.exc.SQLAlchemyError:  # closing a broken connection may fail; the lock dies with it
                 pass
             self._conn = None
 
@@ -123,7 +126,7 @@ class Listener:
                             for _ in raw.notifies(timeout=0):
                                 pass
                             self.event.set()
-            except Exception:  # reconnect after a lost connection
+            except (sqlalchemy.exc.SQLAlchemyError, psycopg.Error, OSError):  # reconnect after a lost connection
                 log.warning("LISTEN connection lost; reconnecting", exc_info=True)
                 self._stop.wait(1.0)
 

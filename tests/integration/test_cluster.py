@@ -275,3 +275,25 @@ def test_postgres_processes_starting_together_migrate_one_at_a_time(database: st
         versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     engine.dispose()
     assert len(versions) == 1
+
+
+def test_postgres_a_worker_whose_lock_session_is_terminated_steps_down_and_projection_goes_on(database: str) -> None:
+    with Cluster(database, replicas=1, kinds=["projections"]) as topology:
+        first = topology.wait_for_leader("projections")
+        api = client(topology.url, topology.admin_token)
+        assert api.post("/v1/agreements", json=builders.agreement()).status_code == 201
+        engine = create_engine(database)
+        with engine.connect() as conn:
+            terminated = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": f"pactwatch:projections:{first.pid}"}).scalars().all()
+        engine.dispose()
+        assert terminated == [True]
+
+        wait_until(lambda: topology.leader("projections") is not None, "a new leader", timeout=30)
+        assert api.post("/v1/agreements/accord/commitments", json=builders.commitment()).status_code == 201
+        wait_until(lambda: metric(topology.url, "pactwatch_projection_lag_positions", read_model="compliance") == 0,
+                   "the projections to catch up")
+        wait_until(lambda: "lost its lock session" in first.tail(400), "the old leader to notice", timeout=30)
+        assert first.alive()
+        assert sum(1 for p in topology.procs if p.role == "projections" and p.alive()) == 2
