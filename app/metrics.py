@@ -20,10 +20,11 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from app.deps import PublicRead
+from app.leader import lock_key
 from app.logs import REQUEST_ID_HEADER, accept_request_id, request_id
 from projections.reader import head_position
 from projections.schema import events, webhook_deliveries, webhooks
@@ -131,8 +132,25 @@ class StoreCollector(Collector):
         yield seconds
         yield applied
         yield from webhook_figures(conn, head)
+        if conn.dialect.name == "postgresql":
+            yield leader_figures(conn)
         for probe in self.probes:
             yield from probe(conn)
+
+
+WORKER_KINDS = ("projections", "webhooks")
+
+
+def leader_figures(conn: Connection) -> Metric:
+    """Per worker kind, 1 while some process holds its advisory lock (PostgreSQL)."""
+    held = set(conn.execute(text(
+        "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objsubid = 1 "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalars())
+    family = GaugeMetricFamily("pactwatch_worker_leader", "1 while an active worker of this kind holds its lock",
+                               labels=["kind"])
+    for kind in WORKER_KINDS:
+        family.add_metric([kind], 1 if lock_key(kind) in held else 0)
+    return family
 
 
 def webhook_figures(conn: Connection, head: int) -> Iterator[Metric]:

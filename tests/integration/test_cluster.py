@@ -297,3 +297,12 @@ def test_postgres_a_worker_whose_lock_session_is_terminated_steps_down_and_proje
         wait_until(lambda: "lost its lock session" in first.tail(400), "the old leader to notice", timeout=30)
         assert first.alive()
         assert sum(1 for p in topology.procs if p.role == "projections" and p.alive()) == 2
+
+
+def test_postgres_metrics_show_a_leader_per_worker_kind_while_one_holds_its_lock(database: str) -> None:
+    with Cluster(database, replicas=1, standbys=0, kinds=["projections"]) as topology:
+        assert metric(topology.url, "pactwatch_worker_leader", kind="projections") == 1
+        assert metric(topology.url, "pactwatch_worker_leader", kind="webhooks") == 0
+        topology.kill(topology.wait_for_leader("projections"))
+        wait_until(lambda: metric(topology.url, "pactwatch_worker_leader", kind="projections") == 0,
+                   "the lock to be released")
