@@ -148,16 +148,29 @@ def test_export_then_import_gives_the_same_log_hash_for_hash(client: TestClient,
     assert [json.loads(line) for line in lines][: len(written)] == written
     result = cli(second_database, "import", str(exported))
     assert result.returncode == 0, result.stderr
-    assert cli(second_database, "audit", "verify").returncode == 0
+    from app.audit import export_log
+    from projections import ledger
+
+    engine = create_engine(second_database)
     again = tmp_path / "again.jsonl"
-    assert cli(second_database, "export", str(again)).returncode == 0
+    with engine.connect() as conn, open(again, "w", encoding="utf-8") as out:
+        assert ledger.verify(conn)["ok"] is True
+        export_log(conn, out)
+    engine.dispose()
     assert again.read_bytes() == exported.read_bytes()
+
+
+def export_in_process(client: TestClient, path: Path) -> None:
+    from app.audit import export_log
+
+    with client.app.state.runtime.engine.connect() as conn, open(path, "w", encoding="utf-8") as out:
+        export_log(conn, out)
 
 
 def test_import_refuses_a_non_empty_store(client: TestClient, database_url: str, tmp_path: Path) -> None:
     record_small_history(client)
     exported = tmp_path / "log.jsonl"
-    cli(database_url, "export", str(exported))
+    export_in_process(client, exported)
     result = cli(database_url, "import", str(exported))
     assert result.returncode == 1 and "not empty" in result.stderr
 
@@ -168,20 +181,29 @@ def test_import_refuses_a_non_empty_store(client: TestClient, database_url: str,
     (lambda lines: lines[:1] + lines[2:], 2, "version"),
     (lambda lines: lines[:-1] + [lines[-1][: len(lines[-1]) // 2]], 7, "truncated"),
 ])
-def test_import_refuses_a_damaged_file_naming_the_line(client: TestClient, database_url: str, tmp_path: Path,
-                                                       second_database: str, damage: Any, line: int,
-                                                       words: str) -> None:
+def test_import_refuses_a_damaged_file_naming_the_line(client: TestClient, second_database: str, tmp_path: Path,
+                                                       damage: Any, line: int, words: str) -> None:
+    from app.audit import ImportRefused, import_log
+    from app.migrate import upgrade
+    from app.runtime import build
+    from app.settings import Settings
+
     record_small_history(client)
     exported = tmp_path / "log.jsonl"
-    cli(database_url, "export", str(exported))
+    export_in_process(client, exported)
     lines = exported.read_text(encoding="utf-8").split("\n")[:-1]
-    damaged = damage(lines)
-    text = "\n".join(damaged) + ("" if words == "truncated" else "\n")
+    text = "\n".join(damage(lines)) + ("" if words == "truncated" else "\n")
     exported.write_text(text, encoding="utf-8")
-    result = cli(second_database, "import", str(exported))
-    assert result.returncode == 1
-    assert f"line {line}" in result.stderr and words in result.stderr
-    assert cli(second_database, "export", str(tmp_path / "empty.jsonl")).stdout.startswith("exported 0 events")
+    upgrade(second_database)
+    runtime = build(Settings(database_url=second_database))
+    try:
+        with pytest.raises(ImportRefused) as refused:
+            import_log(runtime.app, str(exported))
+        assert refused.value.line == line and words in str(refused.value)
+        with runtime.engine.connect() as conn:
+            assert conn.execute(select(events.c.id)).first() is None
+    finally:
+        runtime.close()
 
 
 def test_audit_verify_cli_exits_1_naming_the_first_bad_position(client: TestClient, database_url: str) -> None:
@@ -206,7 +228,7 @@ def test_import_sends_no_webhooks_for_the_imported_history(client: TestClient, d
 
     record_small_history(client)
     exported = tmp_path / "log.jsonl"
-    cli(database_url, "export", str(exported))
+    export_in_process(client, exported)
     receiver = Receiver()
     settings = Settings(database_url=second_database, admin_token=ADMIN_TOKEN, webhook_allow_private=True)
     try:
