@@ -48,7 +48,15 @@ class Reader:
                     raise AgreementNotFound(agreement_id)
                 state = replay.fold(envelopes, agreement_id, filters)
                 return _dumps(replay.answer(state, agreement_id, filters, today()))
-            state = self._fresh_state(conn, agreement_id)
+            # The answer at a version is the same whoever folds it: a cached one is
+            # served without reading (and parsing) the stored state, which grows
+            # with the agreement.
+            current = reader.agreement_version(conn, agreement_id)
+            with self._rendered_lock:
+                cached = self._rendered.get((agreement_id, current, today()))
+            if cached is not None:
+                return cached
+            state = self._fresh_state(conn, agreement_id, current)
         key = (agreement_id, state["version"], today())
         with self._rendered_lock:
             cached = self._rendered.get(key)
@@ -60,8 +68,9 @@ class Reader:
                     self._rendered.popitem(last=False)
         return cached
 
-    def _fresh_state(self, conn: Any, agreement_id: str) -> dict[str, Any]:
-        current = reader.agreement_version(conn, agreement_id)
+    def _fresh_state(self, conn: Any, agreement_id: str, current: int | None = None) -> dict[str, Any]:
+        if current is None:
+            current = reader.agreement_version(conn, agreement_id)
         if current == 0:
             raise AgreementNotFound(agreement_id)
         if self._caught_up(conn, agreement_id, current):

@@ -335,3 +335,25 @@ def test_a_read_right_after_a_201_reflects_it(client: TestClient, workers: str) 
     assert client.get("/v1/agreements/accord/compliance").json()["version"] == corrected["version"]
     assert client.get("/v1/agreements/accord/timeline").json()["items"][-2]["retracted"] is True
     assert client.get("/v1/agreements/accord").json()["version"] == corrected["version"]
+
+
+def test_a_repeated_compliance_read_is_served_without_reloading_the_stored_state(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    agreement_with_commitment(client)
+    read_models = client.app.state.runtime.read_models
+    read_models.catch_up()
+    loads: list[str] = []
+    original = read_models.compliance_state
+
+    def counted(conn: Any, agreement_id: str) -> Any:
+        loads.append(agreement_id)
+        return original(conn, agreement_id)
+
+    monkeypatch.setattr(read_models, "compliance_state", counted)
+    first = client.get("/v1/agreements/accord/compliance")
+    assert client.get("/v1/agreements/accord/compliance").content == first.content
+    assert len(loads) <= 1
+    stage = post(client, "/v1/agreements/accord/stages", b.stage(transfers=[b.transfer(count=7)]))
+    after = client.get("/v1/agreements/accord/compliance").json()
+    assert after["version"] == stage["version"]
+    assert after["parties"]["AA"]["commitments"][0]["delivered"]["reported"] == 7
