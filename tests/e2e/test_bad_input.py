@@ -524,7 +524,8 @@ def test_unknown_path_ids_are_404_on_every_route(accord: Accord) -> None:
     for route, (path, body) in accord.routes.items():
         if route == "agreement":
             continue
-        accord.expect(f"{route} unknown agreement", 404, path=path.replace(accord.base, "/v1/agreements/nowhere"), body=body)
+        elsewhere = path.replace(accord.base, "/v1/agreements/nowhere")
+        accord.expect(f"{route} unknown agreement", 404, path=elsewhere, body=body)
     accord.expect("answer unknown accusation", 404, path=f"{accord.base}/accusations/a9/responses",
                   body=b.response())
     accord.expect("resolve unknown accusation", 404, path=f"{accord.base}/accusations/a9/resolution",

@@ -25,7 +25,8 @@ def pactwatch(*args: str, database_url: str) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TestClient]]:
+def loaded(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TestClient]]:
     """The demo loaded once per database by the real CLI, then read through the API."""
     name = None
     if request.param == "sqlite":
