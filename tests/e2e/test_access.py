@@ -91,15 +91,15 @@ def test_keys_made_by_the_cli_work_with_their_roles_until_revoked(database_url: 
     token = made.stdout.strip().splitlines()[-1]
     assert token.strip() == token and " " not in token
     assert token not in made.stderr
-    reader = pactwatch(database_url, "keys", "create", "observer", "--role", "reader")
-    reader_token = reader.stdout.strip().splitlines()[-1]
+    reader = invoke(database_url, "keys", "create", "observer", "--role", "reader")
+    reader_token = reader.output.strip().splitlines()[-1]
 
-    listed = pactwatch(database_url, "keys", "list")
-    assert listed.returncode == 0
-    rows = [line.split("\t") for line in listed.stdout.strip().splitlines()]
+    listed = invoke(database_url, "keys", "list")
+    assert listed.exit_code == 0
+    rows = [line.split("\t") for line in listed.output.strip().splitlines()]
     assert [(r[0], r[1], r[-1]) for r in rows] == [("field-office", "recorder", "active"),
                                                    ("observer", "reader", "active")]
-    assert token not in listed.stdout and reader_token not in listed.stdout
+    assert token not in listed.output and reader_token not in listed.output
 
     settings = Settings(database_url=database_url)
     with TestClient(create_app(settings, migrate=False)) as client:
@@ -110,8 +110,8 @@ def test_keys_made_by_the_cli_work_with_their_roles_until_revoked(database_url: 
         assert refused.status_code == 403
         assert client.get("/v1/audit/verify", headers=bearer(reader_token)).status_code == 200
 
-        revoked = pactwatch(database_url, "keys", "revoke", "field-office")
-        assert revoked.returncode == 0, revoked.stderr
+        revoked = invoke(database_url, "keys", "revoke", "field-office")
+        assert revoked.exit_code == 0, revoked.output
         after = client.post("/v1/agreements", json=builders.agreement("later"), headers=bearer(token))
         assert after.status_code == 401
         assert after.headers["WWW-Authenticate"] == CHALLENGE
@@ -150,18 +150,16 @@ def test_tokens_carry_at_least_32_random_bytes(database_url: str) -> None:
         assert len(token.removeprefix("pw_")) >= 43  # 32 bytes in URL-safe base64
 
 
-@pytest.mark.parametrize("args, why", [
-    (["keys", "create", "admin", "--role", "admin"], "reserved"),
-    (["keys", "create", "Admin", "--role", "reader"], "reserved"),
-    (["keys", "create", "someone", "--role", "owner"], "role"),
-    (["keys", "create", "two words", "--role", "reader"], "no spaces"),
-    (["keys", "create", "x" * 65, "--role", "reader"], "64"),
-    (["keys", "revoke", "nobody"], "no active key"),
-])
-def test_the_cli_refuses_what_it_cannot_do(database_url: str, args: list[str], why: str) -> None:
-    answer = invoke(database_url, *args)
-    assert answer.exit_code != 0
-    assert why in answer.output
+def test_the_cli_refuses_what_it_cannot_do(database_url: str) -> None:
+    for args, why in [(["keys", "create", "admin", "--role", "admin"], "reserved"),
+                      (["keys", "create", "Admin", "--role", "reader"], "reserved"),
+                      (["keys", "create", "someone", "--role", "owner"], "role"),
+                      (["keys", "create", "two words", "--role", "reader"], "no spaces"),
+                      (["keys", "create", "x" * 65, "--role", "reader"], "64"),
+                      (["keys", "revoke", "nobody"], "no active key")]:
+        answer = invoke(database_url, *args)
+        assert answer.exit_code != 0, args
+        assert why in answer.output, args
     assert invoke(database_url, "keys", "list").output.strip() == ""
 
 

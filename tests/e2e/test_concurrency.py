@@ -57,11 +57,11 @@ def test_a_current_if_match_writes(accord: TestClient) -> None:
     assert answer.headers["ETag"] == '"3"'
 
 
-@pytest.mark.parametrize("if_match", ['"1"', '"3"', '"0"', 'W/"1"', '"two"', '""', '"99999999999999999999"'])
-def test_an_if_match_that_is_not_current_is_412_and_records_nothing(accord: TestClient, if_match: str) -> None:
-    answer = accord.post(CLAIMS, json=builders.claim(), headers={"If-Match": if_match})
-    assert answer.status_code == 412, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
+def test_an_if_match_that_is_not_current_is_412_and_records_nothing(accord: TestClient) -> None:
+    for if_match in ['"1"', '"3"', '"0"', 'W/"1"', '"two"', '""', '"99999999999999999999"']:
+        answer = accord.post(CLAIMS, json=builders.claim(), headers={"If-Match": if_match})
+        assert answer.status_code == 412, (if_match, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
     assert versions(accord) == [1, 2]
 
 

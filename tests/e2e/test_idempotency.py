@@ -186,11 +186,11 @@ def test_answers_older_than_the_retention_are_purged(accord: TestClient) -> None
     assert [row.state for row in key_rows(accord) if row.idem_key == "ancient"] == ["done"]
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
-def test_a_malformed_key_is_422(accord: TestClient, key: str) -> None:
-    answer = accord.post(CLAIMS, json=builders.claim(), headers={"Idempotency-Key": key})
-    assert answer.status_code == 422
-    assert answer.json()["errors"][0]["pointer"] == "Idempotency-Key"
+def test_a_malformed_key_is_422(accord: TestClient) -> None:
+    for key in ["", "x" * 256, "tab\there"]:
+        answer = accord.post(CLAIMS, json=builders.claim(), headers={"Idempotency-Key": key})
+        assert answer.status_code == 422, key
+        assert answer.json()["errors"][0]["pointer"] == "Idempotency-Key"
     assert accord.post(CLAIMS, json=builders.claim(), headers={"Idempotency-Key": "x" * 255}).status_code == 201
 
 
