@@ -27,9 +27,12 @@ from projections.reader import head_position, log_page
 log = logging.getLogger("pactwatch.webhooks")
 
 BATCH = 200
+FLUSH_EVERY = 100
+FLUSH_SECONDS = 0.2
 MAX_IN_FLIGHT = 16
 MAX_WAIT_SECONDS = 24 * 3600.0
 JITTER = 0.2
+DONE, CHANGED, STOPPED = "done", "changed", "stopped"
 
 
 def retry_delay(schedule: list[float], failures: int, retry_after: float | None,
@@ -39,6 +42,17 @@ def retry_delay(schedule: list[float], failures: int, retry_after: float | None,
         return None
     step = schedule[failures - 1] * (rng or random).uniform(1 - JITTER, 1 + JITTER)
     return min(MAX_WAIT_SECONDS, max(step, retry_after or 0.0))
+
+
+class _Run:
+    """One drain's state: the subscription as last seen, and deliveries made but not yet committed."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sid = sub.id
+        self.sub: Subscription | None = sub
+        self.position = sub.position
+        self.done: list[Attempt] = []
+        self.committed_at = time.monotonic()
 
 
 class Dispatcher:
@@ -54,8 +68,8 @@ class Dispatcher:
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="webhook")
         self._lock = threading.Lock()
-        self._busy: set[str] = set()
-        self._again: set[str] = set()
+        self._busy: dict[str, threading.Event] = {}
+        self._again: dict[str, Subscription] = {}
         self._alarm: threading.Timer | None = None
         self._alarm_at = 0.0
 
@@ -70,90 +84,149 @@ class Dispatcher:
             if sub.next_attempt_at is not None and parse_stamp(sub.next_attempt_at) > moment:
                 self._arm(parse_stamp(sub.next_attempt_at))
             elif sub.position < head:
-                self._start(sub.id)
+                self._start(sub)
 
     def close(self) -> None:
         self._stop.set()
         with self._lock:
+            for signal in self._busy.values():
+                signal.set()
             if self._alarm is not None:
                 self._alarm.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # Drains.
 
-    def _start(self, sid: str) -> None:
+    def _start(self, sub: Subscription) -> None:
         with self._lock:
-            if sid in self._busy:
-                self._again.add(sid)
+            if sub.id in self._busy:
+                self._again[sub.id] = sub
+                self._busy[sub.id].set()
                 return
-            self._busy.add(sid)
-        self._pool.submit(self._drain, sid)
+            self._busy[sub.id] = threading.Event()
+        self._pool.submit(self._drain, sub)
 
-    def _drain(self, sid: str) -> None:
+    def _drain(self, sub: Subscription) -> None:
+        """Deliver until caught up; linger a moment for new events so that cursor commits are batched."""
+        run = _Run(sub)
         try:
             while not self._stop.is_set():
-                self._deliver_pending(sid)
-                with self._lock:
-                    if sid not in self._again:
-                        self._busy.discard(sid)
-                        return
-                    self._again.discard(sid)
+                self._deliver_pending(run)
+                fresh = self._linger(run) if run.done else None
+                if fresh is None:
+                    self._flush(run)
+                    with self._lock:
+                        fresh = self._again.pop(sub.id, None)
+                        if fresh is None:
+                            del self._busy[sub.id]
+                            return
+                self._refresh(run, fresh)
+            self._flush(run)
         except Exception:  # a failed drain must not end the dispatcher: logged, retried on the next wake
-            log.exception("webhook %s: delivery loop failed; it is retried on the next wake", sid)
+            log.exception("webhook %s: delivery loop failed; it is retried on the next wake", sub.id)
         with self._lock:
-            self._busy.discard(sid)
-            self._again.discard(sid)
+            self._busy.pop(sub.id, None)
+            self._again.pop(sub.id, None)
 
-    def _deliver_pending(self, sid: str) -> None:
+    def _linger(self, run: _Run) -> Subscription | None:
+        """Wait until the step announces more work or the batch is due for commit; the announced row, if any."""
+        sid = run.sid
+        with self._lock:
+            signal = self._busy[sid]
+        remaining = FLUSH_SECONDS - (time.monotonic() - run.committed_at)
+        if remaining > 0:
+            signal.wait(remaining)
+        with self._lock:
+            signal.clear()
+            return None if self._stop.is_set() else self._again.pop(sid, None)
+
+    def _refresh(self, run: _Run, fresh: Subscription) -> None:
+        """Take in a change made by someone else (replay, resume, new filter); our own commits are no change."""
+        if fresh == run.sub:
+            return
+        self._flush(run)
+        run.sub = self.subscriptions.load(fresh.id)
+        run.position = run.sub.position if run.sub is not None else 0
+
+    def _deliver_pending(self, run: _Run) -> None:
         """Send the subscription's pending events in log order until caught up, failed or changed."""
-        sub = self.subscriptions.load(sid)
-        while sub is not None and sub.active and not self._stop.is_set():
+        while run.sub is not None and run.sub.active and not self._stop.is_set():
+            sub = run.sub
             if sub.next_attempt_at is not None and parse_stamp(sub.next_attempt_at) > now():
                 return
             with self.engine.connect() as conn:
                 head = head_position(conn)
-                page = log_page(conn, sub.position, BATCH, sub.event_types)
+                page = log_page(conn, run.position, BATCH, sub.event_types)
             full = len(page) == BATCH
             scanned = page[-1]["position"] if full else max([head] + [e["position"] for e in page])
-            for envelope in page:
-                if not sub.matches(envelope):
+            ended = self._send_page(run, [e for e in page if sub.matches(e)])
+            if ended == STOPPED:
+                return
+            if ended == CHANGED:
+                continue
+            if scanned > run.position:
+                run.position = scanned
+                if not run.done and not self._flush(run):
                     continue
-                sub = self._attempt(sub, envelope)
-                if sub is None:
-                    return
-            if scanned > sub.position:
-                if not self.subscriptions.advance(sub, scanned, None):
-                    sub = self.subscriptions.load(sid)
-                    continue
-                sub = replace(sub, position=scanned)
             if not full:
                 return
 
-    def _attempt(self, sub: Subscription, envelope: dict[str, Any]) -> Subscription | None:
-        """Deliver one event; the subscription as it now stands, or None to stop this drain."""
-        started = now()
-        outcome = self.sender.send(sub.id, sub.url, envelope["id"], signing.event_body(envelope), sub.signing_secrets)
+    def _send_page(self, run: _Run, pending: list[dict[str, Any]]) -> str:
+        """Deliver `pending` in order: DONE, CHANGED (someone changed the subscription: start again) or STOPPED."""
+        for envelope in pending:
+            sub = run.sub
+            if self._stop.is_set() or sub is None:
+                return STOPPED
+            started = now()
+            outcome = self.sender.send(sub.id, sub.url, envelope["id"], signing.event_body(envelope),
+                                       sub.signing_secrets)
+            if outcome.delivered:
+                run.done.append(self._logged(envelope, (0 if run.done else sub.attempts) + 1, outcome, started))
+                run.position = envelope["position"]
+                if len(run.done) >= FLUSH_EVERY or time.monotonic() - run.committed_at > FLUSH_SECONDS:
+                    if not self._flush(run):
+                        return CHANGED
+                continue
+            if not self._flush(run):
+                return CHANGED
+            failed = self._failed(run.sub or sub, envelope, outcome, started)
+            run.sub = self.subscriptions.load(sub.id)
+            return STOPPED if failed else CHANGED
+        return DONE
+
+    def _flush(self, run: _Run) -> bool:
+        """Commit the cursor and the logged deliveries; on a change made meanwhile, reload (False)."""
+        sub = run.sub
+        if sub is None or (not run.done and run.position == sub.position):
+            return True
+        moved = self.subscriptions.advance(sub, run.position, run.done)
+        run.done = []
+        run.committed_at = time.monotonic()
+        if moved:
+            run.sub = replace(sub, position=run.position, attempts=0, next_attempt_at=None)
+            return True
+        run.sub = self.subscriptions.load(sub.id)
+        run.position = run.sub.position if run.sub is not None else 0
+        return False
+
+    def _failed(self, sub: Subscription, envelope: dict[str, Any], outcome: Outcome, started: datetime) -> bool:
+        """Log a failed attempt and schedule its retry, or disable the subscription; False when it changed meanwhile."""
         failures = sub.attempts + 1
-        if outcome.delivered:
-            attempt = self._logged(envelope, failures, outcome, started)
-            if self.subscriptions.advance(sub, envelope["position"], attempt):
-                return replace(sub, position=envelope["position"], attempts=0, next_attempt_at=None)
-            return self.subscriptions.load(sub.id)
         delay = None if outcome.gone else retry_delay(self.schedule, failures, outcome.retry_after)
         retry_at = started + timedelta(seconds=delay) if delay is not None else None
-        attempt = self._logged(envelope, failures, outcome, started, retry_at)
         reason = None
         if outcome.gone:
             reason = "the receiver answered 410 Gone"
         elif retry_at is None:
             reason = f"{failures} failed attempts at event {envelope['id']}; the last: {outcome.error}"
+        attempt = self._logged(envelope, failures, outcome, started, retry_at)
         if not self.subscriptions.failed(sub, attempt, reason):
-            return self.subscriptions.load(sub.id)
+            return False
         if retry_at is not None:
             self._arm(retry_at)
         log.info("webhook %s: attempt %d at position %d failed: %s", sub.id, failures, envelope["position"],
                  reason or outcome.error)
-        return None
+        return True
 
     @staticmethod
     def _logged(envelope: dict[str, Any], attempt: int, outcome: Outcome, started: datetime,

@@ -71,10 +71,6 @@ class Attempt:
     at: str
     next_retry_at: str | None = None
 
-    @property
-    def delivered(self) -> bool:
-        return self.error is None
-
 
 def public(row: Row[Any] | Any) -> dict[str, Any]:
     """A subscription as the API shows it: never its secret."""
@@ -212,8 +208,9 @@ class Subscriptions:
 
     def log_ping(self, sid: str, attempt: Attempt) -> dict[str, Any]:
         with self.datastore.transaction(commit=True) as session:
-            attempt_id = self._log(session.connection(), sid, attempt)
-        return {"id": attempt_id, **_attempt_values(attempt)}
+            attempt_id = session.connection().execute(insert(webhook_deliveries).values(
+                webhook_id=sid, **_attempt_values(attempt))).inserted_primary_key[0]
+        return {"id": int(attempt_id), **_attempt_values(attempt)}
 
     # The dispatcher's side.
 
@@ -222,12 +219,11 @@ class Subscriptions:
         rows = conn.execute(select(webhooks).where(webhooks.c.active.is_(True)).order_by(webhooks.c.id)).all()
         return [_subscription(r, moment) for r in rows]
 
-    def advance(self, sub: Subscription, position: int, attempt: Attempt | None) -> bool:
-        """Move the cursor to `position` (after a delivery, or past events that do not match); False if changed meanwhile."""
+    def advance(self, sub: Subscription, position: int, attempts: list[Attempt]) -> bool:
+        """Move the cursor to `position` after these deliveries (or past unmatched events); False if changed meanwhile."""
         with self.datastore.transaction(commit=True) as session:
             conn = session.connection()
-            if attempt is not None:
-                self._log(conn, sub.id, attempt)
+            self._log(conn, sub.id, *attempts)
             done = conn.execute(self._unchanged(sub).values(position=position, attempts=0, next_attempt_at=None))
         return done.rowcount == 1
 
@@ -253,16 +249,16 @@ class Subscriptions:
     def _row(self, conn: Connection, sid: str) -> Row[Any] | None:
         return conn.execute(select(webhooks).where(webhooks.c.id == sid)).first()
 
-    def _log(self, conn: Connection, sid: str, attempt: Attempt) -> int:
-        attempt_id = conn.execute(insert(webhook_deliveries).values(
-            webhook_id=sid, **_attempt_values(attempt))).inserted_primary_key[0]
+    def _log(self, conn: Connection, sid: str, *attempts: Attempt) -> None:
+        if not attempts:
+            return
+        conn.execute(insert(webhook_deliveries), [{"webhook_id": sid, **_attempt_values(a)} for a in attempts])
         with self._lock:
-            count = self._inserts[sid] = self._inserts.get(sid, 0) + 1
+            count = self._inserts[sid] = self._inserts.get(sid, 0) + len(attempts)
             if count >= PRUNE_EVERY:
                 self._inserts[sid] = 0
         if count >= PRUNE_EVERY:
             self._prune(conn, sid)
-        return int(attempt_id)
 
     def _prune(self, conn: Connection, sid: str) -> None:
         """Keep the newest DELIVERIES_KEPT attempts of a subscription."""

@@ -193,6 +193,7 @@ def test_replay_sends_again_from_a_position_in_order_with_the_same_ids(client: T
     positions = [e["position"] for e in envelopes]
     assert receiver.delivered_positions(secret) == positions + positions[1:]
     assert [r.msg_id for r in receiver.delivered()[4:]] == [e["id"] for e in envelopes[1:]]
+    settled(client, sid, positions[-1])
     later = client.post(f"/v1/webhooks/{sid}/replay", json={"from_position": positions[-1] + 5})
     assert later.status_code == 202 and later.json()["position"] == positions[-1]
 

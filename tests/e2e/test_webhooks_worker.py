@@ -94,13 +94,21 @@ def test_a_worker_killed_mid_delivery_loses_nothing_after_a_restart(api: TestCli
     first.wait(timeout=10)
     receiver.release()
     wait_until(lambda: receiver.waiting == 0, "the held request to end")
-    assert position_of(api, created["id"]) == positions[1]
+    assert position_of(api, created["id"]) <= positions[1]
     second = workers.start()
     wait_until(lambda: position_of(api, created["id"]) == positions[-1], "every event delivered", timeout=60)
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=20) == 0
-    delivered = receiver.delivered_positions(created["secret"])
-    assert delivered == positions[:3] + positions[2:]
+    assert_in_order_at_least_once(receiver.delivered_positions(created["secret"]), positions, held=positions[2])
+
+
+def assert_in_order_at_least_once(delivered: list[int], positions: list[int], held: int) -> None:
+    """The first run sent everything up to the held event; the next resumed at or before it, in order, to the end."""
+    cut = delivered.index(held) + 1
+    first, second = delivered[:cut], delivered[cut:]
+    assert first == positions[:len(first)]
+    assert second == positions[len(positions) - len(second):]
+    assert held in second
 
 
 def test_a_standby_worker_takes_over_when_the_active_one_dies(api: TestClient, receiver: Receiver,
@@ -123,8 +131,7 @@ def test_a_standby_worker_takes_over_when_the_active_one_dies(api: TestClient, r
     wait_until(lambda: position_of(api, created["id"]) == positions[-1], "the standby to deliver the rest",
                timeout=60)
     assert standby.poll() is None and b"is active" in workers.log(1)
-    delivered = receiver.delivered_positions(created["secret"])
-    assert delivered == positions[:3] + positions[2:]
+    assert_in_order_at_least_once(receiver.delivered_positions(created["secret"]), positions, held=positions[2])
 
 
 def record_more(api: TestClient, count: int) -> list[int]:
