@@ -51,6 +51,11 @@ class Replay(Strict):
     from_position: Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
 
 
+def _body_schema(model: type[Strict]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(by_alias=True)}}}}
+
+
 def _webhooks(runtime: RuntimeDep) -> Webhooks:
     return runtime.webhooks
 
@@ -76,7 +81,7 @@ def _exists(webhooks: Webhooks, webhook_id: str) -> dict[str, Any]:
     return found
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra=_body_schema(NewWebhook))
 async def create_webhook(runtime: RuntimeDep, request: Request, _: AdminDep) -> Response:
     """Subscribe a URL to the events recorded from now on; the answer shows the signing secret, once."""
     body = validate(NewWebhook, await read_body(request))
@@ -104,7 +109,7 @@ def get_webhook(webhook_id: str, runtime: RuntimeDep, _: AdminDep) -> Response:
     return json_response(_exists(_webhooks(runtime), webhook_id))
 
 
-@router.patch("/{webhook_id}")
+@router.patch("/{webhook_id}", openapi_extra=_body_schema(WebhookChanges))
 async def change_webhook(webhook_id: str, runtime: RuntimeDep, request: Request, _: AdminDep) -> Response:
     """Change a subscription; `{"active": true}` resumes a disabled one from its first undelivered event."""
     webhooks = _webhooks(runtime)
@@ -144,7 +149,7 @@ def list_deliveries(webhook_id: str, runtime: RuntimeDep, _: AdminDep,
     return json_response({"items": webhooks.subscriptions.deliveries(webhook_id, size, older_than)})
 
 
-@router.post("/{webhook_id}/replay", status_code=202)
+@router.post("/{webhook_id}/replay", status_code=202, openapi_extra=_body_schema(Replay))
 async def replay_webhook(webhook_id: str, runtime: RuntimeDep, request: Request, _: AdminDep) -> Response:
     """Send every matching event from `from_position` on again, in order (the cursor only moves back)."""
     webhooks = _webhooks(runtime)
