@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import defaultdict
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +25,21 @@ CONFLICT_RETRIES = 50
 Hook = Callable[[Session, dict[str, Any]], None]
 
 
+class _AgreementLock:
+    """A lock that can be weakly referenced (a bare threading.Lock cannot)."""
+
+    __slots__ = ("_lock", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class Writer:
     """Records one event per call; retries internally when another writer won the race."""
 
@@ -32,7 +47,8 @@ class Writer:
         self.app = app
         self.datastore = app.factory.datastore
         self.after_commit = after_commit
-        self._agreement_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._agreement_locks: weakref.WeakValueDictionary[str, _AgreementLock] = weakref.WeakValueDictionary()
+        self._locks_guard = threading.Lock()
 
     def conclude(self, raw: bytes, recorded_by: str, hook: Hook | None = None) -> dict[str, Any]:
         body = _body("agreement", raw)
@@ -58,7 +74,7 @@ class Writer:
         # The aggregate cache hands out the cached object itself (no deep copy, which
         # costs O(events) per write): one writer per agreement in this process, and
         # the cached object is evicted whenever a write does not commit.
-        with self._agreement_locks[agreement_id]:
+        with self._lock_of(agreement_id):
             return self._run(attempt, recorded_by, hook, retries=CONFLICT_RETRIES, agreement_id=agreement_id)
 
     def _run(self, attempt: Callable[[dict[str, Any]], list[Any]], recorded_by: str, hook: Hook | None,
@@ -70,6 +86,9 @@ class Writer:
                     envelope = ledger.append(session, attempt(meta))[0]
                     if hook is not None:
                         hook(session, envelope)
+                    # Commit here, not in the library's exit: on a SQLite file it swallows a failed
+                    # commit ("database is locked"), which would answer 201 for a write never made.
+                    session.commit()
             except (DomainError, Problem):
                 raise  # refused before the aggregate changed: the cached object is intact
             except BaseException as exc:
@@ -82,6 +101,14 @@ class Writer:
                 self.after_commit(envelope)
             return envelope
         raise AssertionError("unreachable")
+
+    def _lock_of(self, agreement_id: str) -> _AgreementLock:
+        """This process's lock of one agreement, kept only while someone holds a reference to it."""
+        with self._locks_guard:
+            lock = self._agreement_locks.get(agreement_id)
+            if lock is None:
+                lock = self._agreement_locks[agreement_id] = _AgreementLock()
+            return lock
 
     def _evict(self, agreement_id: str) -> None:
         cache = self.app.repository.cache

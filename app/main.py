@@ -18,14 +18,7 @@ from app.runtime import Runtime, build
 from app.schemas import BODIES
 from app.settings import Settings
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-# Answers other than HTML pages load nothing and are framed nowhere.
-API_CSP = "default-src 'none'; frame-ancestors 'none'"
+from app.problems import API_CSP, SECURITY_HEADERS
 _TEXT = {"type": "string"}
 PROBLEM_SCHEMA = {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
     "type": _TEXT, "title": _TEXT, "status": {"type": "integer"}, "detail": _TEXT,

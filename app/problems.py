@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import DomainError
 
 log = logging.getLogger("pactwatch.errors")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# Answers other than HTML pages load nothing and are framed nowhere.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
 class Problem(Exception):
@@ -83,5 +93,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "an internal error occurred; it has been logged")
+        # The type and the innermost frame only: no traceback, no message (it may hold SQL parameters).
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" if frame else "?"
+        log.error("unhandled %s at %s on %s %s", type(exc).__name__, where, request.method, request.url.path)
+        # This answer leaves through Starlette's outermost middleware, past ours: add the headers here.
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": API_CSP}
+        return problem_response(500, "an internal error occurred; it has been logged", headers=headers)

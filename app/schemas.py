@@ -16,7 +16,8 @@ def _real_date(value: str) -> str:
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 PartyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,8}$")]
-IsoDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_real_date)]
+IsoDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_real_date),
+                    Field(json_schema_extra={"format": "date"})]
 Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 

@@ -41,9 +41,13 @@ class Settings(BaseSettings):
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The eventsourcing `env` for this configuration (tables made by Alembic)."""
+        url = self.database_url
+        if url.startswith("sqlite") and "timeout=" not in url:
+            # Wait up to 30 s (not pysqlite's 5 s) for another process's write lock.
+            url += ("&" if "?" in url else "?") + "timeout=30"
         return {
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
-            "SQLALCHEMY_URL": self.database_url,
+            "SQLALCHEMY_URL": url,
             "CREATE_TABLE": "no",
             "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size) if self.aggregate_cache_size else "",
             "AGGREGATE_CACHE_FASTFORWARD": "y",
