@@ -36,10 +36,6 @@ READ_MODELS = ("compliance", "timeline")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _REQUEST_ID_BYTES = REQUEST_ID_HEADER.lower().encode()
 
-# Extra store-backed figures (the webhook dispatcher's, for one) register here:
-# each takes a connection and yields metric families.
-StoreProbe = Callable[[Connection], Iterator[Metric]]
-
 
 class Metrics:
     """The metrics of one app: its own registry, so that several apps in one process do not clash."""
@@ -54,11 +50,11 @@ class Metrics:
                                 ["type"], registry=self.registry)
         self.store: StoreCollector | None = None
 
-    def watch_store(self, engine: Engine, read_models: ReadModels, probes: list[StoreProbe] | None = None) -> None:
-        """Report the log head, projection lag and any extra probe from this store at each scrape."""
+    def watch_store(self, engine: Engine, read_models: ReadModels) -> None:
+        """Report the log head, projection lag, webhook backlog and worker leaders of this store at each scrape."""
         if self.store is not None:
             self.registry.unregister(self.store)
-        self.store = StoreCollector(engine, read_models, probes or [])
+        self.store = StoreCollector(engine, read_models)
         self.registry.register(self.store)
 
     def count_appends(self, writer: Any) -> Callable[[], None]:
@@ -84,10 +80,9 @@ class Metrics:
 class StoreCollector(Collector):
     """Figures read from the shared store when Prometheus scrapes."""
 
-    def __init__(self, engine: Engine, read_models: ReadModels, probes: list[StoreProbe]) -> None:
+    def __init__(self, engine: Engine, read_models: ReadModels) -> None:
         self.engine = engine
         self.read_models = read_models
-        self.probes = probes
 
     def describe(self) -> list[Metric]:
         return []
@@ -134,8 +129,6 @@ class StoreCollector(Collector):
         yield from webhook_figures(conn, head)
         if conn.dialect.name == "postgresql":
             yield leader_figures(conn)
-        for probe in self.probes:
-            yield from probe(conn)
 
 
 WORKER_KINDS = ("projections", "webhooks")
