@@ -47,12 +47,17 @@ def retry_delay(schedule: list[float], failures: int, retry_after: float | None,
 class _Run:
     """One drain's state: the subscription as last seen, and deliveries made but not yet committed."""
 
-    def __init__(self, sub: Subscription) -> None:
-        self.sid = sub.id
-        self.sub: Subscription | None = sub
-        self.position = sub.position
+    def __init__(self, sid: str, sub: Subscription | None) -> None:
+        self.sid = sid
+        self.sub = sub
+        self.position = sub.position if sub is not None else 0
         self.done: list[Attempt] = []
         self.committed_at = time.monotonic()
+
+    @property
+    def pending(self) -> bool:
+        """Deliveries made, or unmatched events passed, that are not committed yet."""
+        return bool(self.done) or (self.sub is not None and self.position != self.sub.position)
 
 
 class Dispatcher:
@@ -108,11 +113,12 @@ class Dispatcher:
 
     def _drain(self, sub: Subscription) -> None:
         """Deliver until caught up; linger a moment for new events so that cursor commits are batched."""
-        run = _Run(sub)
         try:
+            # The step's row may predate the last commit of a drain that just ended: start from the stored one.
+            run = _Run(sub.id, self.subscriptions.load(sub.id))
             while not self._stop.is_set():
                 self._deliver_pending(run)
-                fresh = self._linger(run) if run.done else None
+                fresh = self._linger(run) if run.pending else None
                 if fresh is None:
                     self._flush(run)
                     with self._lock:
@@ -145,8 +151,13 @@ class Dispatcher:
         if fresh == run.sub:
             return
         self._flush(run)
-        run.sub = self.subscriptions.load(fresh.id)
+        self._reload(run)
+
+    def _reload(self, run: _Run) -> None:
+        """Forget what this drain believed: the subscription and its cursor as stored now."""
+        run.sub = self.subscriptions.load(run.sid)
         run.position = run.sub.position if run.sub is not None else 0
+        run.done = []
 
     def _deliver_pending(self, run: _Run) -> None:
         """Send the subscription's pending events in log order until caught up, failed or changed."""
@@ -164,10 +175,7 @@ class Dispatcher:
                 return
             if ended == CHANGED:
                 continue
-            if scanned > run.position:
-                run.position = scanned
-                if not run.done and not self._flush(run):
-                    continue
+            run.position = max(run.position, scanned)
             if not full:
                 return
 
@@ -190,14 +198,14 @@ class Dispatcher:
             if not self._flush(run):
                 return CHANGED
             failed = self._failed(run.sub or sub, envelope, outcome, started)
-            run.sub = self.subscriptions.load(sub.id)
+            self._reload(run)
             return STOPPED if failed else CHANGED
         return DONE
 
     def _flush(self, run: _Run) -> bool:
         """Commit the cursor and the logged deliveries; on a change made meanwhile, reload (False)."""
         sub = run.sub
-        if sub is None or (not run.done and run.position == sub.position):
+        if sub is None or not run.pending:
             return True
         moved = self.subscriptions.advance(sub, run.position, run.done)
         run.done = []
@@ -205,8 +213,7 @@ class Dispatcher:
         if moved:
             run.sub = replace(sub, position=run.position, attempts=0, next_attempt_at=None)
             return True
-        run.sub = self.subscriptions.load(sub.id)
-        run.position = run.sub.position if run.sub is not None else 0
+        self._reload(run)
         return False
 
     def _failed(self, sub: Subscription, envelope: dict[str, Any], outcome: Outcome, started: datetime) -> bool:
