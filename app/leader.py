@@ -60,14 +60,14 @@ class Leadership:
             return True
         if self._conn is None:
             self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            # Names the lock's session before it may hold the lock, so that operators (and holder())
+            # can always see which process leads.
+            self._conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                               {"n": holder_name(self.name)})
         got = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
         if not got:
             self.release()
-            return False
-        # Names the lock's session, so that operators (and holder()) can see which process leads.
-        self._conn.execute(text("SELECT set_config('application_name', :n, false)"),
-                           {"n": holder_name(self.name)})
-        return True
+        return got
 
     def still_held(self) -> bool:
         """False when the lock's session is gone (then another instance may lead)."""

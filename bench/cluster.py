@@ -283,8 +283,8 @@ class Cluster:
 
     def leader(self, kind: str) -> Proc | None:
         """The process that holds the advisory lock of a worker kind."""
-        name = holder(self.engine, kind)
-        if name is None:
+        name = holder(self.engine, kind) or ""
+        if not name.startswith(f"pactwatch:{kind}:"):
             return None
         pid = int(name.rsplit(":", 1)[-1])
         return next((p for p in self.procs if p.role == kind and p.popen is not None and p.pid == pid), None)
