@@ -13,6 +13,19 @@ from typing import Any
 from domain.values import COUNTED_QUALIFIERS
 
 
+UNDO_KEYS = ("stages", "claims", "events")
+
+
+def split(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(view, undo): what rendering needs, and what only a later retraction needs."""
+    view = {k: v for k, v in state.items() if k not in UNDO_KEYS}
+    return view, {k: state[k] for k in UNDO_KEYS}
+
+
+def join(view: dict[str, Any], undo: dict[str, Any]) -> dict[str, Any]:
+    return {**view, **undo}
+
+
 def initial(agreement_id: str) -> dict[str, Any]:
     return {
         "agreement_id": agreement_id,

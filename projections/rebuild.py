@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from itertools import zip_longest
 from typing import Any
@@ -19,7 +18,6 @@ from eventsourcing.persistence import Tracking
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from projections import compliance
 from projections.reader import log_page
 from projections.schema import rm_compliance, rm_meta, rm_timeline
 from projections.store import (
@@ -28,6 +26,7 @@ from projections.store import (
     apply_batch,
     lock_batches,
     save_state,
+    stored_state,
     tracking_name,
 )
 
@@ -78,7 +77,7 @@ def _fold_history(read_models: ReadModels, gen: int, chunk: int, cache_size: int
             def state_of(aid: str) -> dict[str, Any]:
                 state = states.get(aid)
                 if state is None:
-                    state = states[aid] = _stored_state(conn, gen, aid)
+                    state = states[aid] = stored_state(conn, gen, aid)
                 states.move_to_end(aid)
                 return state
 
@@ -99,12 +98,6 @@ def _fold_history(read_models: ReadModels, gen: int, chunk: int, cache_size: int
     return replayed
 
 
-def _stored_state(conn: Connection, gen: int, aid: str) -> dict[str, Any]:
-    text = conn.execute(select(rm_compliance.c.state).where(
-        rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid)).scalar()
-    return json.loads(text) if text is not None else compliance.initial(aid)
-
-
 def _set_generation(conn: Connection, gen: int) -> None:
     done = conn.execute(update(rm_meta).where(rm_meta.c.name == "generation").values(value=gen))
     if done.rowcount == 0:
@@ -115,7 +108,8 @@ def generations_identical(conn: Connection, a: int, b: int) -> bool:
     """Row-by-row equality of two generations of every read model, streamed."""
     c, t = rm_compliance.c, rm_timeline.c
     pairs = [
-        (select(c.agreement_id, c.created_position, c.version, c.state).order_by(c.agreement_id), c.generation),
+        (select(c.agreement_id, c.created_position, c.version, c.view, c.undo).order_by(c.agreement_id),
+         c.generation),
         (select(t.position, t.agreement_id, t.version, t.occurred_on, t.recorded_at, t.event_id, t.event_type,
                 t.summary, t.retracted_by_version, t.retracted_by_recorded_at).order_by(t.position),
          t.generation),

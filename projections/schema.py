@@ -65,7 +65,9 @@ rm_compliance = Table(
     Column("agreement_id", String(64), primary_key=True),
     Column("created_position", BigInt, nullable=False),
     Column("version", BigInt, nullable=False),
-    Column("state", Text(), nullable=False),
+    # The fold's state in two parts: what answers need, and what only retractions need.
+    Column("view", Text(), nullable=False),
+    Column("undo", Text(), nullable=False),
 )
 
 rm_timeline = Table(

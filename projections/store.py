@@ -84,12 +84,20 @@ def apply_batch(conn: Connection, gen: int, envelopes: list[dict[str, Any]],
 
 
 def save_state(conn: Connection, gen: int, aid: str, state: dict[str, Any], created_position: int | None) -> None:
-    values = {"version": state["version"], "state": dumps(state)}
+    view, undo = compliance.split(state)
+    values = {"version": state["version"], "view": dumps(view), "undo": dumps(undo)}
     done = conn.execute(update(rm_compliance).where(
         rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid).values(**values))
     if done.rowcount == 0:
         conn.execute(insert(rm_compliance).values(
             generation=gen, agreement_id=aid, created_position=created_position or 0, **values))
+
+
+def stored_state(conn: Connection, gen: int, aid: str) -> dict[str, Any]:
+    """The whole fold state of an agreement in a generation, or a fresh one."""
+    row = conn.execute(select(rm_compliance.c.view, rm_compliance.c.undo).where(
+        rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid)).first()
+    return compliance.join(json.loads(row[0]), json.loads(row[1])) if row else compliance.initial(aid)
 
 
 class ReadModels:
@@ -160,9 +168,7 @@ class ReadModels:
             return cached
         if version is None:
             return compliance.initial(aid)
-        text = conn.execute(select(rm_compliance.c.state).where(
-            rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == aid)).scalar()
-        return json.loads(text)
+        return stored_state(conn, gen, aid)
 
     def _remember(self, gen: int, aid: str, state: dict[str, Any]) -> None:
         self._cache[(gen, aid)] = state
@@ -173,8 +179,9 @@ class ReadModels:
     # Reading.
 
     def compliance_state(self, conn: Connection, agreement_id: str) -> dict[str, Any] | None:
+        """The part of the state that answers need (not what only retractions need)."""
         gen = active_generation(conn)
-        text = conn.execute(select(rm_compliance.c.state).where(
+        text = conn.execute(select(rm_compliance.c.view).where(
             rm_compliance.c.generation == gen, rm_compliance.c.agreement_id == agreement_id)).scalar()
         return json.loads(text) if text is not None else None
 

@@ -56,7 +56,8 @@ def upgrade() -> None:
         sa.Column("agreement_id", sa.String(64), primary_key=True),
         sa.Column("created_position", BigInt, nullable=False),
         sa.Column("version", BigInt, nullable=False),
-        sa.Column("state", sa.Text(), nullable=False),
+        sa.Column("view", sa.Text(), nullable=False),
+        sa.Column("undo", sa.Text(), nullable=False),
     )
     op.create_table(
         "rm_timeline",

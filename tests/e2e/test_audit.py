@@ -122,7 +122,7 @@ def test_rebuild_reports_a_live_model_that_drifted_from_history(client: TestClie
     client.app.state.runtime.read_models.catch_up()
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(update(rm_compliance).values(state='{"forged": true}'))
+        conn.execute(update(rm_compliance).values(view='{"forged": true}'))
     engine.dispose()
     assert client.post("/v1/admin/projections/rebuild").json()["identical"] is False
     assert client.get("/v1/agreements/accord/compliance").json()["parties"]["AA"]["summary"]["commitments"] == 1

@@ -76,7 +76,7 @@ def assert_applied_exactly_once(rt: Runtime, read_models: ReadModels) -> None:
         for aid in AGREEMENTS:
             history = reader.agreement_events(conn, aid)
             fresh = json.loads(json.dumps(replay.fold(history, aid, Filters())))
-            assert read_models.compliance_state(conn, aid) == fresh
+            assert store.stored_state(conn, gen, aid) == fresh
             live = read_models.timeline(conn, aid, None, None, None)
             assert live == replay.timeline_items(history, Filters())
     assert read_models.position(gen) == positions[-1]
