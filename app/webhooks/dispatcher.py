@@ -166,7 +166,8 @@ class Dispatcher:
             if sub.next_attempt_at is not None and parse_stamp(sub.next_attempt_at) > now():
                 return
             with self.engine.connect() as conn:
-                head = head_position(conn)
+                # Without a type filter the page holds every event, so the head adds nothing to skip.
+                head = head_position(conn) if sub.event_types else 0
                 page = log_page(conn, run.position, BATCH, sub.event_types)
             full = len(page) == BATCH
             scanned = page[-1]["position"] if full else max([head] + [e["position"] for e in page])
