@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -13,7 +12,7 @@ from app.runtime import build
 from app.settings import Settings
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.webhook_receiver import Receiver, wait_until
+from tests.e2e.webhook_receiver import Receiver, receiver, wait_until  # noqa: F401 (receiver is a fixture)
 
 SCHEDULE = "0.1,0.2,0.4,0.8,1.6"
 
@@ -22,14 +21,6 @@ SCHEDULE = "0.1,0.2,0.4,0.8,1.6"
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, webhook_allow_private=True,
                     webhook_retry_schedule=SCHEDULE)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rx = Receiver()
-    yield rx
-    rx.release()
-    rx.stop()
 
 
 def subscribe(client: TestClient, url: str, **filters: object) -> tuple[str, str]:

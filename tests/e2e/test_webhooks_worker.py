@@ -15,7 +15,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.webhook_receiver import Receiver, wait_until
+from tests.e2e.webhook_receiver import Receiver, receiver, wait_until  # noqa: F401 (receiver is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,14 +27,6 @@ def api(database_url: str) -> Iterator[TestClient]:
     with TestClient(create_app(settings, workers=False)) as test_client:
         test_client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield test_client
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rx = Receiver()
-    yield rx
-    rx.release()
-    rx.stop()
 
 
 class Workers:
