@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PACTWATCH_DATABASE_URL ?= sqlite:///./pactwatch.db
 export PACTWATCH_DATABASE_URL
 
-.PHONY: install browser run test bench lint clean
+.PHONY: install browser proxy run test bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,20 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: the browser tests will be skipped (apt-get install chromium)"; fi; }
 
-test: install browser
+# The cluster test and benchmarks put nginx in front of the replicas (bench/proxy.py when it is missing).
+proxy:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; } || \
+	    echo "nginx-light could not be installed: the cluster uses bench/proxy.py"; \
+	  else echo "nginx is missing: the cluster uses bench/proxy.py (apt-get install nginx-light)"; fi; }
+
+test: install browser proxy
 	$(BIN)/pytest
 
 # The benchmark suite on PostgreSQL (BENCH_ARGS="--url ... --seconds 5 --rebuild-events 200000").
-bench: install
+bench: install proxy
 	$(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 clean:
