@@ -60,7 +60,7 @@ class Row:
 
 def print_table(rows: list[Row], title: str) -> None:
     print(f"\n{title}\n")
-    header = f"| {'figure':<44} | {'value':>14} | {'baseline':<34} | {'baseline value':>14} | {'ratio':>6} | {'target':<18} | met |"
+    header = f"| {'figure':<52} | {'value':>14} | {'baseline':<34} | {'baseline value':>14} | {'ratio':>6} | {'target':<18} | met |"
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     for r in rows:
@@ -68,7 +68,7 @@ def print_table(rows: list[Row], title: str) -> None:
         base = f"{_num(r.baseline_value)} {r.unit}" if r.baseline_value is not None else ""
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
         met = "" if r.met is None else ("yes" if r.met else "NO")
-        print(f"| {r.figure:<44} | {value:>14} | {r.baseline:<34} | {base:>14} | {ratio:>6} | {r.target:<18} | {met:<3} |")
+        print(f"| {r.figure:<52} | {value:>14} | {r.baseline:<34} | {base:>14} | {ratio:>6} | {r.target:<18} | {met:<3} |")
 
 
 def _num(value: float | None) -> str:
@@ -141,6 +141,28 @@ def inprocess_save_rate(url: str, seconds: float) -> float:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             app.record("inproc", "commitment", body("commitment", commitment_body(f"c{n}")), meta())
+            n += 1
+        return n / (time.perf_counter() - start)
+    finally:
+        runtime.close()
+
+
+def writer_rate(url: str, seconds: float) -> float:
+    """Events/s of the full in-process write path (validation, use case, hash chain), one event per call."""
+    import json
+
+    from app.migrate import upgrade
+    from app.runtime import build
+    from app.settings import Settings
+
+    upgrade(url)
+    runtime = build(Settings(database_url=url))
+    try:
+        runtime.writer.conclude(json.dumps(agreement_body("writer")).encode(), "bench")
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            runtime.writer.record("writer", "commitment", json.dumps(commitment_body(f"c{n}")).encode(), "bench")
             n += 1
         return n / (time.perf_counter() - start)
     finally:
@@ -408,14 +430,16 @@ def main() -> None:
     def step(what: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
 
-    step("baselines: in-process eventsourcing save, raw INSERT (alternated)")
-    saves, raws = [], []
+    step("baselines: in-process eventsourcing save, in-process Writer, raw INSERT (alternated)")
+    saves, writes, raws = [], [], []
     for _ in range(args.rounds):
         with fresh_database(args.url) as url:
             saves.append(inprocess_save_rate(url, args.seconds / 2))
         with fresh_database(args.url) as url:
+            writes.append(writer_rate(url, args.seconds / 2))
+        with fresh_database(args.url) as url:
             raws.append(raw_insert_rate(url, args.seconds / 2))
-    save, raw = statistics.median(saves), statistics.median(raws)
+    save, write, raw = statistics.median(saves), statistics.median(writes), statistics.median(raws)
     step("HTTP appends through a proxy to 1 replica and to 2 replicas (alternated)")
     http = http_append_rates(args.url, args.seconds, args.connections, args.rounds)
     one, two = http["one"], http["two"]
@@ -428,6 +452,8 @@ def main() -> None:
     rows = [
         Row(f"HTTP appends/s, 1 replica ({args.connections} conns)", one, "ev/s", "in-process eventsourcing save",
             save, ">= 0.5x", one >= 0.5 * save),
+        Row(f"HTTP appends/s, 1 replica ({args.connections} conns)", one, "ev/s", "in-process Writer (+ hash chain)",
+            write),
         Row(f"HTTP appends/s, 1 replica ({args.connections} conns)", one, "ev/s", "raw INSERT + COMMIT per row", raw),
         Row(f"HTTP appends/s, 2 replicas ({args.connections} conns)", two, "ev/s", "1 replica, same run", one,
             ">= 0.9x", two >= 0.9 * one),
@@ -448,7 +474,7 @@ def main() -> None:
     print_table(rows, f"pactwatch benchmark suite on PostgreSQL ({os.cpu_count()} cores)")
     print(f"\nload at {LAG_RATE:.0f}/s achieved {flow['busy_rate']:.0f} accepted/s; statuses {flow['busy_statuses']}; "
           f"webhooks not arrived: {flow['missing_hooks']}")
-    print(f"rates per round (ev/s): in-process save {_nums(saves)}; raw INSERT {_nums(raws)}; "
+    print(f"rates per round (ev/s): in-process save {_nums(saves)}; Writer {_nums(writes)}; raw INSERT {_nums(raws)}; "
           f"HTTP 1 replica {_nums(http['rates'][1])}; 2 replicas {_nums(http['rates'][2])}; "
           f"HTTP statuses {http['statuses']}")
     print(f"rebuild {rebuild['rebuild']['seconds']} s, raw read {rebuild['raw']['seconds']} s; "
