@@ -11,7 +11,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.webhook_receiver import Receiver, receiver  # noqa: F401 (receiver is a fixture)
+from tests.e2e.webhook_receiver import Receiver
 
 PUBLIC_FIELDS = {"id", "url", "event_types", "agreement_id", "description", "active", "disabled_reason"}
 

@@ -12,7 +12,7 @@ from app.runtime import build
 from app.settings import Settings
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.webhook_receiver import Receiver, receiver, wait_until  # noqa: F401 (receiver is a fixture)
+from tests.e2e.webhook_receiver import Receiver, wait_until
 
 SCHEDULE = "0.1,0.2,0.4,0.8,1.6"
 

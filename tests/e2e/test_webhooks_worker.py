@@ -15,7 +15,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
-from tests.e2e.webhook_receiver import Receiver, receiver, wait_until  # noqa: F401 (receiver is a fixture)
+from tests.e2e.webhook_receiver import Receiver, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from standardwebhooks import Webhook
 
 
@@ -132,11 +131,3 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
 
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A started receiver, released and stopped after the test (import it into a test module to use it)."""
-    rx = Receiver()
-    yield rx
-    rx.release()
-    rx.stop()
