@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.webhooks import subscriptions
 from tests import builders
 from tests.conftest import ADMIN_TOKEN
 from tests.e2e.webhook_receiver import Receiver
@@ -134,3 +135,17 @@ def test_a_new_subscription_starts_after_the_head_of_the_log(client: TestClient,
     client.post("/v1/agreements", json=builders.agreement())
     created = client.post("/v1/webhooks", json={"url": receiver.url}).json()
     assert created["position"] == client.get("/v1/audit/head").json()["position"]
+
+
+def test_the_delivery_log_keeps_only_the_newest_attempts(client: TestClient, receiver: Receiver,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(subscriptions, "DELIVERIES_KEPT", 4)
+    monkeypatch.setattr(subscriptions, "PRUNE_EVERY", 3)
+    store = client.app.state.runtime.webhooks.subscriptions
+    sid = client.post("/v1/webhooks", json={"url": receiver.url}).json()["id"]
+    for n in range(10):
+        attempt = subscriptions.Attempt(position=None, event_id=f"e{n}", attempt=1, status_code=204, error=None,
+                                        duration_ms=1, at=f"2025-01-01T00:00:0{n}.000000Z")
+        assert store.advance(store.load(sid), 0, [attempt])
+    kept = [d["event_id"] for d in client.get(f"/v1/webhooks/{sid}/deliveries").json()["items"]]
+    assert kept[:4] == ["e9", "e8", "e7", "e6"] and len(kept) < 10
