@@ -195,7 +195,12 @@ def test_postgres_cluster_loses_nothing_when_active_workers_are_killed_mid_strea
         for writer in writers:
             writer.start()
 
-        wait_until(lambda: min(len(w.accepted) for w in writers) >= KILL_AFTER, "the writers to get going")
+
+        def going() -> bool:
+            return any(w.error or w.refused for w in writers) or min(len(w.accepted) for w in writers) >= KILL_AFTER
+
+        wait_until(going, "the writers to get going")
+        assert not any(w.error or w.refused for w in writers), [(w.error, w.refused) for w in writers]
         killed = {}
         for kind in ("projections", "webhooks"):
             active = cluster.wait_for_leader(kind)
