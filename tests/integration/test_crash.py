@@ -26,6 +26,7 @@ from app.runtime import build
 from app.settings import Settings
 from projections import reader, replay
 from projections.replay import Filters
+from projections.store import active_generation, stored_state
 from tests import builders
 from tests.conftest import ADMIN_TOKEN, POSTGRES_URL, drop_postgres_database, fresh_postgres_database
 
@@ -201,7 +202,7 @@ def check_log_and_read_models(database_url: str, url: str, stream: Stream) -> li
 
         wait_until(converged, "the read models to catch up after the restart")
         with runtime.engine.connect() as conn:
-            live = runtime.read_models.compliance_state(conn, AGREEMENT)
+            live = stored_state(conn, active_generation(conn), AGREEMENT)
             timeline = runtime.read_models.timeline(conn, AGREEMENT, None, None, None)
             stored = reader.agreement_events(conn, AGREEMENT)
     finally:
