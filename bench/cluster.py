@@ -86,6 +86,7 @@ http {{
   upstream pactwatch {{
 {servers}
     keepalive 128;
+    keepalive_timeout 4s;
   }}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
@@ -146,6 +147,7 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="pactwatch-cluster-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.kinds = worker_kinds() if self.kinds is None else self.kinds
         self.proxy_port = free_port()
         self._engine: Engine | None = None

@@ -25,7 +25,9 @@ class Proxy:
     def __init__(self, upstreams: list[str]) -> None:
         self.upstreams = upstreams
         self._turn = itertools.cycle(range(len(upstreams)))
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=httpx.Limits(max_keepalive_connections=64))
+        # Idle connections expire before uvicorn closes them (after 5 s), so a write never meets a closing one.
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=httpx.Limits(
+            max_keepalive_connections=64, keepalive_expiry=4.0))
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                        send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:

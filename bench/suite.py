@@ -192,7 +192,8 @@ def raw_insert_rate(url: str, seconds: float) -> float:
 def http_append_rates(server_url: str, seconds: float, connections: int, rounds: int) -> dict[str, Any]:
     """Accepted appends/s through a proxy to one replica and through one to both, alternated `rounds` times
     on the same cluster (workers running), so that both see the same machine and the same store."""
-    with fresh_database(server_url) as url, Cluster(url, replicas=2) as cluster:
+    with tempfile.TemporaryDirectory() as workdir, fresh_database(server_url) as url, \
+            Cluster(url, replicas=2, workdir=Path(workdir)) as cluster:
         solo = cluster.start_proxy(upstreams=[cluster.procs[0].port], name="proxy-solo")
         proxies = {1: f"http://127.0.0.1:{solo.port}", 2: cluster.url}
         headers = {"Authorization": f"Bearer {cluster.admin_token}"}
@@ -343,7 +344,8 @@ def lags(answers: list[load.Answer], watch: ProjectionWatch, arrivals: dict[str,
 def lag_and_webhooks(server_url: str, seconds: float) -> dict[str, Any]:
     """Projection lag and webhook latency, idle (one event at a time) and at LAG_RATE appends/s; then a failover."""
     with tempfile.TemporaryDirectory() as workdir, fresh_database(server_url) as url, \
-            Cluster(url, replicas=2, env={"PACTWATCH_WEBHOOK_ALLOW_PRIVATE": "true"}) as cluster:
+            Cluster(url, replicas=2, env={"PACTWATCH_WEBHOOK_ALLOW_PRIVATE": "true"},
+                    workdir=Path(workdir) / "cluster") as cluster:
         receiver = Receiver(Path(workdir))
         headers = {"Authorization": f"Bearer {cluster.admin_token}"}
         try:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -77,13 +78,13 @@ class Receiver:
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[str]:
-    with fresh_database("postgres", tmp_path) as url:
+    with fresh_database("postgres", tmp_path, migrated=False) as url:
         yield url
 
 
 @pytest.fixture
-def cluster(database: str) -> Iterator[Cluster]:
-    topology = Cluster(database, env={"PACTWATCH_WEBHOOK_ALLOW_PRIVATE": "true",
+def cluster(database: str, tmp_path: Path) -> Iterator[Cluster]:
+    topology = Cluster(database, workdir=tmp_path, env={"PACTWATCH_WEBHOOK_ALLOW_PRIVATE": "true",
                                       "PACTWATCH_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1,1,1,1,1"})
     if topology.kinds != ["projections", "webhooks"]:
         pytest.fail(f"the worker commands are missing: {topology.kinds}")
@@ -282,8 +283,9 @@ def test_postgres_processes_starting_together_migrate_one_at_a_time(database: st
     assert len(versions) == 1
 
 
-def test_postgres_a_worker_whose_lock_session_is_terminated_steps_down_and_projection_goes_on(database: str) -> None:
-    with Cluster(database, replicas=1, kinds=["projections"]) as topology:
+def test_postgres_a_worker_whose_lock_session_is_terminated_steps_down_and_projection_goes_on(
+        database: str, tmp_path: Path) -> None:
+    with Cluster(database, replicas=1, kinds=["projections"], workdir=tmp_path) as topology:
         first = topology.wait_for_leader("projections")
         api = client(topology.url, topology.admin_token)
         assert api.post("/v1/agreements", json=builders.agreement()).status_code == 201
@@ -304,8 +306,9 @@ def test_postgres_a_worker_whose_lock_session_is_terminated_steps_down_and_proje
         assert sum(1 for p in topology.procs if p.role == "projections" and p.alive()) == 2
 
 
-def test_postgres_metrics_show_a_leader_per_worker_kind_while_one_holds_its_lock(database: str) -> None:
-    with Cluster(database, replicas=1, standbys=0, kinds=["projections"]) as topology:
+def test_postgres_metrics_show_a_leader_per_worker_kind_while_one_holds_its_lock(database: str,
+                                                                                tmp_path: Path) -> None:
+    with Cluster(database, replicas=1, standbys=0, kinds=["projections"], workdir=tmp_path) as topology:
         assert metric(topology.url, "pactwatch_worker_leader", kind="projections") == 1
         assert metric(topology.url, "pactwatch_worker_leader", kind="webhooks") == 0
         topology.kill(topology.wait_for_leader("projections"))
