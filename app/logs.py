@@ -47,6 +47,7 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id.get()
+        record.__dict__.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
         message = record.getMessage()
         clean = redact(message)
         if clean != message or record.args:
