@@ -107,15 +107,18 @@ def _set_generation(conn: Connection, gen: int) -> None:
 def generations_identical(conn: Connection, a: int, b: int) -> bool:
     """Row-by-row equality of two generations of every read model, streamed."""
     c, t = rm_compliance.c, rm_timeline.c
+    # Rows fetched at a time per side: a compliance row holds a whole agreement's
+    # state (tens of kB at 500 events), so a large batch of them would grow with
+    # the number of agreements; timeline rows are small.
     pairs = [
         (select(c.agreement_id, c.created_position, c.version, c.view, c.undo).order_by(c.agreement_id),
-         c.generation),
+         c.generation, 20),
         (select(t.position, t.agreement_id, t.version, t.occurred_on, t.recorded_at, t.event_id, t.event_type,
                 t.summary, t.retracted_by_version, t.retracted_by_recorded_at).order_by(t.position),
-         t.generation),
+         t.generation, 2000),
     ]
-    streaming = {"stream_results": True, "yield_per": 2000}
-    for query, column in pairs:
+    for query, column, rows_at_a_time in pairs:
+        streaming = {"stream_results": True, "yield_per": rows_at_a_time}
         left = conn.execute(query.where(column == a), execution_options=streaming)
         right = conn.execute(query.where(column == b), execution_options=streaming)
         try:

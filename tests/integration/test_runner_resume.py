@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,3 +188,38 @@ def test_a_fresh_instance_after_a_failed_batch_also_applies_each_event_once(
         assert_applied_exactly_once(runtime, successor)
     finally:
         other.close()
+
+
+def test_comparing_two_generations_holds_a_bounded_number_of_agreement_states(database_url: str) -> None:
+    """The rebuild's proof streams both generations: memory must not grow with the number of agreements."""
+    from sqlalchemy import create_engine, insert, update
+
+    from projections.rebuild import generations_identical
+    from projections.schema import rm_compliance
+
+    upgrade(database_url)
+    agreements, state_bytes = 200, 100_000
+    rows = [{"generation": gen, "agreement_id": f"a{n:04d}", "created_position": n, "version": 1,
+             "view": json.dumps({"pad": f"{n:04d}" + "x" * state_bytes}), "undo": "{}"}
+            for gen in (1, 2) for n in range(agreements)]
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            for start in range(0, len(rows), 50):
+                conn.execute(insert(rm_compliance), rows[start:start + 50])
+        del rows
+        with engine.connect() as conn:
+            tracemalloc.start()
+            try:
+                assert generations_identical(conn, 1, 2)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        assert peak < 0.25 * agreements * state_bytes * 2, f"{peak / 1e6:.0f} MB held while comparing"
+        with engine.begin() as conn:
+            conn.execute(update(rm_compliance).where(rm_compliance.c.generation == 2,
+                                                     rm_compliance.c.agreement_id == "a0150").values(undo="[]"))
+        with engine.connect() as conn:
+            assert not generations_identical(conn, 1, 2)
+    finally:
+        engine.dispose()
