@@ -68,8 +68,8 @@ def prepared(database_url: str) -> str:
     return database_url
 
 
-def test_migrate_creates_every_table_as_the_schema_declares_it(database_url: str) -> None:
-    url = prepared(database_url)
+def test_migrate_creates_every_table_as_the_schema_declares_it(empty_database_url: str) -> None:
+    url = prepared(empty_database_url)
     done = pactwatch("migrate", database_url=url)
     assert done.returncode == 0, done.stderr
     engine = create_engine(url)
@@ -83,8 +83,8 @@ def test_migrate_creates_every_table_as_the_schema_declares_it(database_url: str
     assert stamped(url) == [head]
 
 
-def test_migrate_is_idempotent(database_url: str) -> None:
-    url = prepared(database_url)
+def test_migrate_is_idempotent(empty_database_url: str) -> None:
+    url = prepared(empty_database_url)
     first = pactwatch("migrate", database_url=url)
     assert first.returncode == 0, first.stderr
     second = pactwatch("migrate", database_url=url)
@@ -93,8 +93,8 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     assert len(stamped(url)) == 1
 
 
-def test_the_comparison_notices_a_stray_column_and_a_wrong_type(database_url: str) -> None:
-    url = prepared(database_url)
+def test_the_comparison_notices_a_stray_column_and_a_wrong_type(empty_database_url: str) -> None:
+    url = prepared(empty_database_url)
     assert pactwatch("migrate", database_url=url).returncode == 0
     engine = create_engine(url)
     try:
