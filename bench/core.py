@@ -11,7 +11,8 @@ same store, with their ratio and the issue's target:
 - appends: `pactwatch serve --no-workers` in a subprocess, httpx clients (1
   and 8 concurrent writers, each on its own agreement) posting commitments;
   baseline: the Pactwatch application's `record()` of the same event in a loop
-  (no HTTP, no hash chain) on the same database, in this process.
+  (no HTTP, no hash chain) on the same database, in this process. The same
+  runs with bench/load.py's lean client show the httpx client's share.
 - compliance: one agreement of `--compliance-events` events, seeded through
   the export/import path (library mapper, Core bulk inserts, hash chain), the
   read model caught up, then GET /v1/agreements/{id}/compliance over HTTP:
@@ -233,6 +234,23 @@ def http_append_rate(base: str, clients: int, seconds: float, prefix: str,
     return asyncio.run(run())
 
 
+def lean_append_rate(base: str, clients: int, seconds: float, prefix: str) -> tuple[float, dict[int, int]]:
+    """The same appends with bench/load.py's lean client (tens of microseconds of CPU per request), to show
+    how much of the httpx figure is the client's share of the two cores."""
+    from bench import load
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    with httpx.Client(base_url=base, headers=headers) as client:
+        for w in range(clients):
+            assert client.post("/v1/agreements", json=agreement_body(f"{prefix}-{w}")).status_code == 201
+
+    def next_request(w: int, n: int) -> Any:
+        return "POST", f"/v1/agreements/{prefix}-{w}/commitments", commitment_body(f"c{n}")
+
+    run = asyncio.run(load.closed_loop(base, headers, clients, seconds, next_request))
+    return run.rate(201), run.statuses()
+
+
 @dataclass
 class AppendFigures:
     store: str
@@ -242,13 +260,14 @@ class AppendFigures:
     inprocess_cpu_ms: list[float]
     server_cpu_ms: dict[int, list[float]]
     client_cpu_ms: dict[int, list[float]]
+    lean: dict[int, list[float]]
 
 
 def measure_appends(kind: str, seconds: float, clients: list[int], rounds: int,
-                    server_url: str = DEFAULT_SERVER) -> AppendFigures:
+                    server_url: str = DEFAULT_SERVER, lean: bool = True) -> AppendFigures:
     """In-process saves and HTTP appends on one store, alternated `rounds` times."""
     figures = AppendFigures(kind, [], {c: [] for c in clients}, {c: Counter() for c in clients}, [],
-                            {c: [] for c in clients}, {c: [] for c in clients})
+                            {c: [] for c in clients}, {c: [] for c in clients}, {c: [] for c in clients})
     with fresh_store(kind, server_url) as url:
         for r in range(rounds):
             rate, cpu_ms = inprocess_save_rate(url, seconds, f"inproc-{r}")
@@ -263,6 +282,10 @@ def measure_appends(kind: str, seconds: float, clients: list[int], rounds: int,
                     figures.client_cpu_ms[c].append((cpu_seconds() - client_cpu) / answered * 1000)
                     figures.http[c].append(rate)
                     figures.statuses[c].update(statuses)
+                    if lean:
+                        rate, statuses = lean_append_rate(server.base, c, seconds, f"lean-{r}-{c}")
+                        figures.lean[c].append(rate)
+                        figures.statuses[c].update(statuses)
     return figures
 
 
@@ -318,10 +341,14 @@ def measure_compliance(kind: str, events: int, requests: int, server_url: str = 
 
 # (c) Rebuild.
 
-def _rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """A field of /proc/self/status in kB: VmRSS (now) or VmHWM (the peak of this process image).
+
+    Not ru_maxrss: after fork and exec it also counts the peak of the parent it was forked from.
+    """
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -336,7 +363,7 @@ def _phase(name: str, url: str) -> dict[str, Any]:
     from projections.schema import events
 
     runtime = build(Settings(database_url=url))
-    rss_before = _rss_kb()
+    rss_before = _status_kb("VmRSS")
     started, cpu_started = time.perf_counter(), cpu_seconds()
     try:
         if name == "raw":
@@ -358,9 +385,10 @@ def _phase(name: str, url: str) -> dict[str, Any]:
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     finally:
         runtime.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kb("VmHWM")
     return {"phase": name, "events": count, "seconds": seconds, "rate": count / seconds, "cpu_seconds": cpu,
-            "rss_start_mb": rss_before / 1024, "peak_rss_mb": peak / 1024, "peak_above_start_mb": (peak - rss_before) / 1024}
+            "rss_start_mb": rss_before / 1024, "peak_rss_mb": peak / 1024,
+            "peak_above_start_mb": (peak - rss_before) / 1024}
 
 
 def run_phase(name: str, url: str) -> dict[str, Any]:
@@ -419,6 +447,10 @@ def append_rows(f: AppendFigures) -> list[Row]:
         rate = statistics.median(rates)
         rows.append(Row(f"{f.store}: HTTP appends, {clients} client{'s' if clients > 1 else ''}", rate, "ev/s",
                         "in-process record(), same store", save, ">= 0.5x baseline", rate >= 0.5 * save))
+        if f.lean[clients]:
+            lean = statistics.median(f.lean[clients])
+            rows.append(Row(f"{f.store}: same, lean client instead of httpx", lean, "ev/s",
+                            "in-process record(), same store", save))
     return rows
 
 
@@ -452,7 +484,8 @@ def rebuild_rows(results: list[dict[str, Any]], target: float = 20_000) -> list[
         smallest = runs[0]
         for r in runs:
             for phase in ("fold", "rebuild"):
-                flat = r is smallest or r[phase]["peak_above_start_mb"] <= 1.25 * smallest[phase]["peak_above_start_mb"] + 16
+                grown = r[phase]["peak_above_start_mb"] - smallest[phase]["peak_above_start_mb"]
+                flat = r is smallest or grown <= 0.25 * smallest[phase]["peak_above_start_mb"] + 16
                 rows.append(Row(f"{store}: {phase} peak RSS above start, {r['events']:,} ev",
                                 r[phase]["peak_above_start_mb"], "MB",
                                 f"same at {smallest['events']:,} ev" if r is not smallest else "",
@@ -468,6 +501,7 @@ def main() -> None:
     parser.add_argument("--url", default=DEFAULT_SERVER, help="PostgreSQL server URL (fresh databases beside it)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each append run")
     parser.add_argument("--clients", default="1,8", help="concurrent HTTP writers per run")
+    parser.add_argument("--no-lean", action="store_true", help="skip the runs with bench/load.py's lean client")
     parser.add_argument("--rounds", type=int, default=2, help="alternated repetitions of the append runs (medians)")
     parser.add_argument("--compliance-events", type=int, default=100_000)
     parser.add_argument("--compliance-requests", type=int, default=300)
@@ -489,11 +523,11 @@ def main() -> None:
         if "appends" in parts:
             step(f"{store}: appends ({args.rounds} rounds of {args.seconds:g} s)")
             appends = measure_appends(store, args.seconds, [int(c) for c in args.clients.split(",")], args.rounds,
-                                      args.url)
+                                      args.url, lean=not args.no_lean)
             rows += append_rows(appends)
             notes.append(f"{store} appends per round (ev/s): in-process {[round(v) for v in appends.inprocess]}; "
-                         + "; ".join(f"{c} clients {[round(v) for v in r]} statuses {dict(appends.statuses[c])}"
-                                     for c, r in appends.http.items()))
+                         + "; ".join(f"{c} clients {[round(v) for v in r]} (lean {[round(v) for v in appends.lean[c]]})"
+                                     f" statuses {dict(appends.statuses[c])}" for c, r in appends.http.items()))
             notes.append(f"{store} CPU ms per append: in-process record() "
                          f"{statistics.median(appends.inprocess_cpu_ms):.2f}; "
                          + "; ".join(f"{c} clients: server {statistics.median(appends.server_cpu_ms[c]):.2f}, "
