@@ -137,7 +137,13 @@ def run_single_active(name: str, engine: Engine, step: Callable[[], None], wakeu
     leadership = Leadership(engine, name)
     try:
         while not stop.is_set():
-            if not leadership.try_acquire():
+            try:
+                acquired = leadership.try_acquire()
+            except sqlalchemy.exc.SQLAlchemyError:  # the store is unreachable: stand by and try again
+                log.warning("worker %s cannot reach the store", name, exc_info=True)
+                leadership.release()
+                acquired = False
+            if not acquired:
                 stop.wait(standby_seconds)
                 continue
             log.info("worker %s is active", name)
@@ -151,3 +157,4 @@ def run_single_active(name: str, engine: Engine, step: Callable[[], None], wakeu
                 wakeup.wait(poll_seconds)
     finally:
         leadership.release()
+        log.info("worker %s stopped", name)

@@ -31,6 +31,8 @@ def run_until_signalled(worker: Worker) -> None:
         worker.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not stopping.is_set():
+        raise SystemExit("the worker stopped on its own (see the log above)")
 
 
 class ProjectionWorker:
