@@ -5,7 +5,6 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy.exc
@@ -80,9 +79,11 @@ class Writer:
     def _run(self, attempt: Callable[[dict[str, Any]], list[Any]], recorded_by: str, hook: Hook | None,
              retries: int, agreement_id: str | None = None) -> dict[str, Any]:
         for n in range(retries + 1):
-            meta = event_meta(str(uuid.uuid4()), recorded_by, datetime.now(timezone.utc))
             try:
                 with self.datastore.transaction(commit=True) as session:
+                    # Under the log's write lock: the event's recorded_at follows its position.
+                    ledger.lock_log(session)
+                    meta = event_meta(str(uuid.uuid4()), recorded_by, ledger.next_recorded_at(session))
                     envelope = ledger.append(session, attempt(meta))[0]
                     if hook is not None:
                         hook(session, envelope)

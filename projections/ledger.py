@@ -12,6 +12,8 @@ writer of the chain and would make every 201 wait for it.
 """
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import insert, select, text
@@ -20,6 +22,37 @@ from sqlalchemy.orm import Session
 
 from projections import envelope as env_mod
 from projections.schema import EVENTS_TABLE, audit_chain, events
+
+
+def lock_log(session: Session) -> None:
+    """Take the log's write lock now, for the whole write transaction.
+
+    eventsourcing takes the same `LOCK TABLE ... IN EXCLUSIVE MODE` at its insert;
+    taking it first makes the aggregate load, the timestamp and the chain all see
+    the log as it is when this event lands (readers are not blocked). On SQLite the
+    recorder's semaphore serialises this process only, and reads run outside any
+    transaction until the first write: a no-op UPDATE takes the database's write
+    lock now, so another process cannot chain from the same head.
+    """
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE"))
+    else:
+        session.execute(text("UPDATE audit_chain SET hash = hash WHERE position = -1"))
+
+
+def next_recorded_at(session: Session) -> datetime:
+    """Now (UTC), but never earlier than the newest event's recorded_at plus a microsecond.
+
+    Replicas' clocks differ: without this, a later event could carry an earlier time
+    and a `known_at` filter could keep version 3 of an agreement without version 2.
+    """
+    now = datetime.now(timezone.utc)
+    state = session.execute(select(events.c.state).order_by(events.c.id.desc()).limit(1)).scalar()
+    if state is None:
+        return now
+    stamp = json.loads(bytes(state))["timestamp"]
+    last = datetime.fromisoformat(stamp["_data_"] if isinstance(stamp, dict) else stamp)
+    return max(now, last + timedelta(microseconds=1))
 
 
 def head(session: Session) -> tuple[int, str]:
