@@ -28,6 +28,34 @@ PROBLEM_RESPONSE = {"description": "RFC 9457 problem details", "content": {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
+class SecurityHeaders:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: that costs a task and a stream per request)."""
+
+    _headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+    _csp = (b"content-security-policy", API_CSP.encode())
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self._headers if k not in present]
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if self._csp[0] not in present and not content_type.startswith(b"text/html"):
+                    headers.append(self._csp)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, workers: bool = True,
                migrate: bool = True) -> FastAPI:
     """Build the app; the runtime is made in the lifespan unless one is given."""
@@ -65,15 +93,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(metrics_router)
     metrics = app.state.metrics = Metrics()
 
-    @app.middleware("http")
-    async def security_headers(request: Any, call_next: Any) -> Any:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if not response.headers.get("content-type", "").startswith("text/html"):
-            response.headers.setdefault("Content-Security-Policy", API_CSP)
-        return response
-
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(Observability, metrics=metrics)
 
     def openapi() -> dict[str, Any]:
