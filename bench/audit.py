@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from projections import envelope as env_mod
+from projections.schema import events
 
 SOURCE = {"publisher": "Bench Wire", "url": None, "channel": None, "published_on": None, "quote": None}
 
@@ -91,6 +92,17 @@ def synthesize(path: str, events: int, per_agreement: int = 500) -> None:
                 out.write(json.dumps(envelope, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
+def raw_read_and_decode(conn: Any) -> int:
+    """The baseline: every stored event's bytes read in log order and parsed as JSON, nothing more."""
+    count = 0
+    rows = conn.execute(select(events.c.state).order_by(events.c.id),
+                        execution_options={"stream_results": True, "yield_per": 5000})
+    for (state,) in rows:
+        json.loads(state)
+        count += 1
+    return count
+
+
 def _phase(name: str, url: str, arg: str) -> dict[str, Any]:
     """Run one phase here (in the child process) and return its figures."""
     from app.audit import export_log, import_log
@@ -98,7 +110,6 @@ def _phase(name: str, url: str, arg: str) -> dict[str, Any]:
     from app.settings import Settings
     from projections import ledger
     from projections.rebuild import rebuild
-    from projections.schema import events
 
     runtime = build(Settings(database_url=url))
     started = time.perf_counter()
@@ -106,13 +117,8 @@ def _phase(name: str, url: str, arg: str) -> dict[str, Any]:
         if name == "import":
             count = import_log(runtime.app, arg)
         elif name == "raw":
-            count = 0
             with runtime.engine.connect() as conn:
-                rows = conn.execute(select(events.c.state).order_by(events.c.id),
-                                    execution_options={"stream_results": True, "yield_per": 5000})
-                for (state,) in rows:
-                    json.loads(state)
-                    count += 1
+                count = raw_read_and_decode(conn)
         elif name == "verify":
             with runtime.engine.connect() as conn:
                 result = ledger.verify(conn)

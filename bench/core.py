@@ -355,25 +355,18 @@ def _status_kb(field: str) -> int:
 
 def _phase(name: str, url: str) -> dict[str, Any]:
     """Run one phase in this process and return its figures (called as `--phase`)."""
-    from sqlalchemy import select
-
     from app.runtime import build
     from app.settings import Settings
+    from bench.audit import raw_read_and_decode
     from projections.rebuild import rebuild
-    from projections.schema import events
 
     runtime = build(Settings(database_url=url))
     rss_before = _status_kb("VmRSS")
     started, cpu_started = time.perf_counter(), cpu_seconds()
     try:
         if name == "raw":
-            count = 0
             with runtime.engine.connect() as conn:
-                rows = conn.execute(select(events.c.state).order_by(events.c.id),
-                                    execution_options={"stream_results": True, "yield_per": 5000})
-                for (state,) in rows:
-                    json.loads(state)
-                    count += 1
+                count = raw_read_and_decode(conn)
         elif name == "fold":
             count = runtime.read_models.catch_up()
         elif name == "rebuild":
