@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 from bench import load
 from bench.cluster import Cluster, create_database, drop_database, free_port
+from bench.core import percentile
 
 DEFAULT_SERVER = os.environ.get("PACTWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 LAG_RATE = 200.0
@@ -79,13 +80,6 @@ def _num(value: float | None) -> str:
 
 def _nums(values: list[float]) -> str:
     return "/".join(f"{v:.0f}" for v in values)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 @contextmanager
