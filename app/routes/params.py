@@ -50,7 +50,7 @@ def parse_datetime(name: str, value: str | None) -> str | None:
 def parse_int(name: str, value: str | None, low: int, high: int) -> int | None:
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit() or len(value) > 16:
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
         raise _bad(name, f"must be an integer from {low} to {high}")
     number = int(value)
     if not low <= number <= high:

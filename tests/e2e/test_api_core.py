@@ -357,3 +357,10 @@ def test_a_repeated_compliance_read_is_served_without_reloading_the_stored_state
     after = client.get("/v1/agreements/accord/compliance").json()
     assert after["version"] == stage["version"]
     assert after["parties"]["AA"]["commitments"][0]["delivered"]["reported"] == 7
+
+
+def test_events_after_the_largest_position_is_an_empty_page(client: TestClient) -> None:
+    answer = client.get("/v1/events", params={"after": str(2**63 - 1)})
+    assert answer.status_code == 200
+    assert answer.json() == {"items": [], "next_after": 2**63 - 1}
+    assert client.get("/v1/events", params={"after": str(2**63)}).status_code == 422
