@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.logs import request_id
 from domain.errors import DomainError
 
 log = logging.getLogger("pactwatch.errors")
@@ -99,4 +100,7 @@ def install(app: FastAPI) -> None:
         log.error("unhandled %s at %s on %s %s", type(exc).__name__, where, request.method, request.url.path)
         # This answer leaves through Starlette's outermost middleware, past ours: add the headers here.
         headers = {**SECURITY_HEADERS, "Content-Security-Policy": API_CSP}
+        rid = request_id.get()
+        if rid is not None:
+            headers["X-Request-ID"] = rid
         return problem_response(500, "an internal error occurred; it has been logged", headers=headers)
