@@ -59,6 +59,9 @@ def build(settings: Settings) -> Runtime:
     app_cls = type("Pactwatch", (Pactwatch,), {"snapshotting_intervals": {Agreement: settings.snapshot_interval}})
     app = app_cls(env=settings.eventsourcing_env())
     datastore = app.factory.datastore
+    # Switch a SQLite file to WAL now, not inside the first write: changing the journal
+    # mode needs the file to itself, and another process may be writing by then.
+    datastore.init_sqlite_wal_mode()
     read_models = ReadModels(datastore)
     runtime = Runtime(settings=settings, app=app, engine=datastore.engine, read_models=read_models,
                       writer=Writer(app), reader=Reader(datastore.engine, read_models,
