@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,48 +33,10 @@ from sqlalchemy.engine import make_url
 
 from bench import load
 from bench.cluster import Cluster, create_database, drop_database, free_port
-from bench.core import percentile
+from bench.core import Row, percentile, print_table
 
 DEFAULT_SERVER = os.environ.get("PACTWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 LAG_RATE = 200.0
-
-
-@dataclass
-class Row:
-    """One line of the table: a figure, its baseline, their ratio and the target if there is one."""
-
-    figure: str
-    value: float
-    unit: str
-    baseline: str = ""
-    baseline_value: float | None = None
-    target: str = ""
-    met: bool | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        if self.baseline_value:
-            return self.value / self.baseline_value
-        return None
-
-
-def print_table(rows: list[Row], title: str) -> None:
-    print(f"\n{title}\n")
-    header = f"| {'figure':<52} | {'value':>14} | {'baseline':<34} | {'baseline value':>14} | {'ratio':>6} | {'target':<18} | met |"
-    print(header)
-    print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
-    for r in rows:
-        value = f"{_num(r.value)} {r.unit}"
-        base = f"{_num(r.baseline_value)} {r.unit}" if r.baseline_value is not None else ""
-        ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
-        met = "" if r.met is None else ("yes" if r.met else "NO")
-        print(f"| {r.figure:<52} | {value:>14} | {r.baseline:<34} | {base:>14} | {ratio:>6} | {r.target:<18} | {met:<3} |")
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def _nums(values: list[float]) -> str:
@@ -463,7 +424,7 @@ def main() -> None:
     for kind, seconds in flow["failover"].items():
         rows.append(Row(f"standby {kind} worker takes over after SIGKILL", seconds, "s", target="<= 5 s",
                         met=seconds <= 5.0))
-    print_table(rows, f"pactwatch benchmark suite on PostgreSQL ({os.cpu_count()} cores)")
+    print_table(f"pactwatch benchmark suite on PostgreSQL ({os.cpu_count()} cores)", rows)
     print(f"\nload at {LAG_RATE:.0f}/s achieved {flow['busy_rate']:.0f} accepted/s; statuses {flow['busy_statuses']}; "
           f"webhooks not arrived: {flow['missing_hooks']}")
     print(f"rates per round (ev/s): in-process save {_nums(saves)}; Writer {_nums(writes)}; raw INSERT {_nums(raws)}; "
